@@ -1,0 +1,32 @@
+//! The sans-IO heart of the project: keepalive, enforcement and (later) reconnect policy,
+//! shared by the native server and the browser client.
+//!
+//! Nothing here reads a clock, opens a socket or starts a timer. Every input carries the
+//! time it happened (`now`), and every machine says when it next wants to be woken
+//! ([`ServerConnection::poll_timeout`]) and what its driver should do
+//! ([`ServerConnection::poll_action`]). This is the shape of quinn-proto's connection:
+//! it lets the same code run under tokio on the server, under `setTimeout` in a browser,
+//! and under a virtual clock in tests that cover hours of simulated time in milliseconds.
+//!
+//! # Layout
+//! - [`time`]: [`Instant`], a point on a driver-defined clock (milliseconds precision is
+//!   plenty; we keep nanoseconds).
+//! - [`jitter`]: spreading deadlines by ±x% so that thousands of connections opened
+//!   together do not expire together.
+//! - [`enforcement`]: grpc-go's `EnforcementPolicy` — judges client PINGs (and browser
+//!   heartbeats) and counts strikes.
+//! - [`server`]: the keepalive state machine of one server connection: keepalive PINGs,
+//!   max-idle, max-age with grace, graceful drain.
+//!
+//! The semantics, with grpc-go's and gRPC core's constants, are in `shared/KEEPALIVE.md`.
+//! One deliberate difference from grpc-go: the max-idle deadline is jittered by ±10% like
+//! max-age (gRPC core does both), to spread reconnect storms.
+
+pub mod enforcement;
+pub mod jitter;
+pub mod server;
+pub mod time;
+
+pub use enforcement::{EnforcementPolicy, PingEnforcer, PingVerdict};
+pub use server::{Action, CloseReason, DrainReason, ServerConnection, ServerParams};
+pub use time::Instant;
