@@ -1,0 +1,434 @@
+//! Command-line flags and the optional TOML file, merged into one [`Config`].
+//!
+//! Every flag can also be set in the file given by `--config FILE`, under the same name
+//! in snake_case (`--max-connection-idle` → `max_connection_idle = "5m"`); a flag given
+//! on the command line wins over the file. Durations use the humantime form (`500ms`,
+//! `10s`, `2h`); the knobs that can be disabled take `off`. Any mistake is a
+//! [`ConfigError`]: one line, exit code 2.
+
+use crate::conn::ConnSettings;
+use clap::Parser;
+use keepalive::enforcement::{DEFAULT_MAX_PING_STRIKES, DEFAULT_MIN_TIME};
+use keepalive::server::{DEFAULT_KEEPALIVE_TIME, DEFAULT_KEEPALIVE_TIMEOUT, MIN_KEEPALIVE_TIME};
+use keepalive::{EnforcementPolicy, ServerParams};
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default bound on the graceful stop.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A configuration mistake, reported as one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A duration that may be `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Knob(pub Option<Duration>);
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. 500ms, 10s, 5m, 2h"))
+}
+
+fn parse_knob(s: &str) -> Result<Knob, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        Ok(Knob(None))
+    } else {
+        parse_duration(s).map(|d| Knob(Some(d)))
+    }
+}
+
+/// The server's flags.
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "server",
+    version,
+    about = "One-port gRPC + gRPC-web server with grpc-go's keepalive and enforcement on the wire"
+)]
+pub struct Cli {
+    /// TOML file with any of these settings (snake_case names); flags win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// No frame read for this long: send a PING (ServerParameters.Time) [default: 2h, floor 1s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub keepalive_time: Option<Duration>,
+    /// After that PING, nothing read for this long: close (ServerParameters.Timeout) [default: 20s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub keepalive_timeout: Option<Duration>,
+    /// No active stream for this long (±10%): GOAWAY max_idle [default: off].
+    #[arg(long, value_name = "DUR|off", value_parser = parse_knob)]
+    pub max_connection_idle: Option<Knob>,
+    /// Connection older than this (±10%): GOAWAY max_age [default: off].
+    #[arg(long, value_name = "DUR|off", value_parser = parse_knob)]
+    pub max_connection_age: Option<Knob>,
+    /// After the age GOAWAY, open streams get this long, then close [default: off = forever].
+    #[arg(long, value_name = "DUR|off", value_parser = parse_knob)]
+    pub max_connection_age_grace: Option<Knob>,
+    /// A client PING sooner than this after the previous one is a strike (EnforcementPolicy.MinTime) [default: 5m].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub min_ping_interval: Option<Duration>,
+    /// Judge PINGs with no active stream by --min-ping-interval instead of 2h (EnforcementPolicy.PermitWithoutStream).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub permit_keepalive_without_stream: Option<bool>,
+    /// Strikes tolerated before GOAWAY too_many_pings; 0 = unlimited [default: 2].
+    #[arg(long, value_name = "N")]
+    pub max_ping_strikes: Option<u32>,
+    /// On SIGTERM/SIGINT, in-flight streams get this long to finish [default: 10s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub shutdown_grace: Option<Duration>,
+    /// Allow browsers from this origin (repeatable; `*` for any). None: same-origin only.
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors_allow_origin: Vec<String>,
+}
+
+/// The TOML file: the same settings, as strings where the flag takes a duration.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    keepalive_time: Option<String>,
+    keepalive_timeout: Option<String>,
+    max_connection_idle: Option<String>,
+    max_connection_age: Option<String>,
+    max_connection_age_grace: Option<String>,
+    min_ping_interval: Option<String>,
+    permit_keepalive_without_stream: Option<bool>,
+    max_ping_strikes: Option<u32>,
+    shutdown_grace: Option<String>,
+    cors_allow_origin: Option<Vec<String>>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Keepalive settings of every connection.
+    pub conn: ConnSettings,
+    /// Allowed CORS origins.
+    pub cors_allow_origin: Vec<String>,
+    /// Things worth a warning once logging is up (e.g. a keepalive time raised to 1s).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Parses the command line (and the file it names).
+    pub fn from_args(
+        args: impl IntoIterator<Item = std::ffi::OsString>,
+    ) -> Result<Self, CliOutcome> {
+        let cli = Cli::try_parse_from(args).map_err(|e| match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                CliOutcome::Print(e.to_string())
+            }
+            _ => CliOutcome::Error(ConfigError(first_line(&e.to_string()))),
+        })?;
+        Config::from_cli(cli).map_err(CliOutcome::Error)
+    }
+
+    /// Merges parsed flags with their file.
+    pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let from_file = |name: &str, v: &Option<String>| -> Result<Option<Duration>, ConfigError> {
+            v.as_deref()
+                .map(|s| parse_duration(s).map_err(|e| ConfigError(format!("config {name}: {e}"))))
+                .transpose()
+        };
+        let knob_from_file =
+            |name: &str, v: &Option<String>| -> Result<Option<Knob>, ConfigError> {
+                v.as_deref()
+                    .map(|s| parse_knob(s).map_err(|e| ConfigError(format!("config {name}: {e}"))))
+                    .transpose()
+            };
+
+        let listen_str = cli
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr = listen_str.parse().map_err(|_| {
+            ConfigError(format!(
+                "invalid listen address {listen_str:?}; use e.g. 127.0.0.1:8080"
+            ))
+        })?;
+
+        let mut warnings = Vec::new();
+        let mut keepalive_time = cli
+            .keepalive_time
+            .or(from_file("keepalive_time", &file.keepalive_time)?)
+            .unwrap_or(DEFAULT_KEEPALIVE_TIME);
+        if keepalive_time < MIN_KEEPALIVE_TIME {
+            warnings.push(format!(
+                "keepalive time {keepalive_time:?} is below the 1s floor; using 1s (as grpc-go does)"
+            ));
+            keepalive_time = MIN_KEEPALIVE_TIME;
+        }
+        let keepalive_timeout = cli
+            .keepalive_timeout
+            .or(from_file("keepalive_timeout", &file.keepalive_timeout)?)
+            .unwrap_or(DEFAULT_KEEPALIVE_TIMEOUT);
+        if keepalive_timeout.is_zero() {
+            return Err(ConfigError(
+                "--keepalive-timeout must be more than 0".into(),
+            ));
+        }
+        let idle = cli
+            .max_connection_idle
+            .or(knob_from_file(
+                "max_connection_idle",
+                &file.max_connection_idle,
+            )?)
+            .and_then(|k| k.0);
+        let age = cli
+            .max_connection_age
+            .or(knob_from_file(
+                "max_connection_age",
+                &file.max_connection_age,
+            )?)
+            .and_then(|k| k.0);
+        let grace = cli
+            .max_connection_age_grace
+            .or(knob_from_file(
+                "max_connection_age_grace",
+                &file.max_connection_age_grace,
+            )?)
+            .and_then(|k| k.0);
+        if grace.is_some() && age.is_none() {
+            return Err(ConfigError(
+                "--max-connection-age-grace needs --max-connection-age".into(),
+            ));
+        }
+        for (name, d) in [
+            ("--max-connection-idle", idle),
+            ("--max-connection-age", age),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(ConfigError(format!("{name} must be more than 0 (or off)")));
+            }
+        }
+        let min_time = cli
+            .min_ping_interval
+            .or(from_file("min_ping_interval", &file.min_ping_interval)?)
+            .unwrap_or(DEFAULT_MIN_TIME);
+        let permit_without_stream = cli
+            .permit_keepalive_without_stream
+            .or(file.permit_keepalive_without_stream)
+            .unwrap_or(false);
+        let max_ping_strikes = cli
+            .max_ping_strikes
+            .or(file.max_ping_strikes)
+            .unwrap_or(DEFAULT_MAX_PING_STRIKES);
+        let shutdown_grace = cli
+            .shutdown_grace
+            .or(from_file("shutdown_grace", &file.shutdown_grace)?)
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+        let cors_allow_origin = if cli.cors_allow_origin.is_empty() {
+            file.cors_allow_origin.unwrap_or_default()
+        } else {
+            cli.cors_allow_origin
+        };
+        for origin in &cors_allow_origin {
+            validate_origin(origin)?;
+        }
+
+        Ok(Config {
+            listen,
+            conn: ConnSettings {
+                params: ServerParams {
+                    keepalive_time: Some(keepalive_time),
+                    keepalive_timeout,
+                    max_connection_idle: idle,
+                    max_connection_age: age,
+                    max_connection_age_grace: grace,
+                },
+                policy: EnforcementPolicy {
+                    min_time,
+                    permit_without_stream,
+                    max_ping_strikes,
+                },
+                shutdown_grace,
+            },
+            cors_allow_origin,
+            warnings,
+        })
+    }
+}
+
+/// What parsing the command line led to, when it is not a configuration.
+#[derive(Debug)]
+pub enum CliOutcome {
+    /// `--help` or `--version`: print this and exit 0.
+    Print(String),
+    /// A mistake: print it and exit 2.
+    Error(ConfigError),
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+fn read_file(path: &PathBuf) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        // serde's "unknown field" errors point at the whole table: find the key's line.
+        let unknown_key = e
+            .message()
+            .split('`')
+            .nth(1)
+            .filter(|_| e.message().starts_with("unknown field"));
+        let line = match unknown_key {
+            Some(key) => text
+                .lines()
+                .position(|l| l.trim_start().starts_with(key))
+                .map(|i| i + 1),
+            None => e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
+        };
+        let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+        ConfigError(format!(
+            "config {}{at}: {}",
+            path.display(),
+            e.message().trim()
+        ))
+    })
+}
+
+fn validate_origin(origin: &str) -> Result<(), ConfigError> {
+    let ok = origin == "*"
+        || ((origin.starts_with("http://") || origin.starts_with("https://"))
+            && !origin.ends_with('/')
+            && http::HeaderValue::from_str(origin).is_ok()
+            && origin.split("://").nth(1).is_some_and(|h| !h.is_empty()));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "invalid CORS origin {origin:?}; use e.g. http://localhost:3000 or *"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let argv = std::iter::once("server")
+            .chain(args.iter().copied())
+            .map(Into::into);
+        Config::from_args(argv).map_err(|e| match e {
+            CliOutcome::Print(s) => s,
+            CliOutcome::Error(e) => e.0,
+        })
+    }
+
+    #[test]
+    fn defaults_are_grpc_gos() {
+        let c = parse(&[]).expect("defaults");
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.conn.params, ServerParams::default());
+        assert_eq!(c.conn.policy, EnforcementPolicy::default());
+        assert_eq!(c.conn.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn flags_and_off() {
+        let c = parse(&[
+            "--keepalive-time",
+            "10s",
+            "--max-connection-idle",
+            "off",
+            "--max-connection-age",
+            "1m",
+            "--max-connection-age-grace",
+            "5s",
+            "--permit-keepalive-without-stream",
+            "--max-ping-strikes",
+            "0",
+            "--cors-allow-origin",
+            "http://localhost:3000",
+        ])
+        .expect("valid");
+        assert_eq!(c.conn.params.keepalive_time, Some(Duration::from_secs(10)));
+        assert_eq!(c.conn.params.max_connection_idle, None);
+        assert_eq!(
+            c.conn.params.max_connection_age,
+            Some(Duration::from_secs(60))
+        );
+        assert!(c.conn.policy.permit_without_stream);
+        assert_eq!(c.conn.policy.max_ping_strikes, 0);
+    }
+
+    #[test]
+    fn keepalive_time_floor() {
+        let c = parse(&["--keepalive-time", "10ms"]).expect("valid");
+        assert_eq!(c.conn.params.keepalive_time, Some(Duration::from_secs(1)));
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn mistakes_are_one_line() {
+        for (args, needle) in [
+            (&["--bogus"][..], "--bogus"),
+            (&["--keepalive-time", "soon"], "invalid duration"),
+            (
+                &["--max-connection-age-grace", "5s"],
+                "needs --max-connection-age",
+            ),
+            (&["--listen", "nowhere"], "invalid listen address"),
+            (&["--cors-allow-origin", "localhost"], "invalid CORS origin"),
+        ] {
+            let e = parse(args).expect_err("must fail");
+            assert!(e.contains(needle), "{e}");
+            assert!(!e.contains('\n'), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn file_then_flags_win() {
+        let dir = std::env::temp_dir().join(format!("server-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "keepalive_time = \"30s\"\nmax_connection_idle = \"off\"\nmax_ping_strikes = 5\n",
+        )
+        .expect("write");
+        let p = path.to_str().expect("utf8");
+        let c = parse(&["--config", p, "--max-ping-strikes", "7"]).expect("valid");
+        assert_eq!(c.conn.params.keepalive_time, Some(Duration::from_secs(30)));
+        assert_eq!(c.conn.policy.max_ping_strikes, 7);
+
+        std::fs::write(&path, "keepalive_time = \"30s\"\nbogus = 1\n").expect("write");
+        let e = parse(&["--config", p]).expect_err("unknown key");
+        assert!(
+            e.contains("bogus") && e.contains("line 2") && !e.contains('\n'),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

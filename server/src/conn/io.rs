@@ -1,0 +1,135 @@
+//! [`ObservedIo`]: the socket as h2 sees it, with the frame observer in both directions.
+//!
+//! The socket is shared (`Arc<TcpStream>`) with the connection task, which writes its own
+//! frames (keepalive PINGs) while h2 is idle and does the final lingering close. All
+//! writes, h2's and ours, go through the one [`Outgoing`](super::outgoing::Outgoing)
+//! buffer under the connection lock, so frames never interleave.
+
+use super::incoming::Incoming;
+use super::shared::ConnShared;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// An HTTP/2 connection's socket with the frame observer.
+#[derive(Debug)]
+pub struct ObservedIo {
+    sock: Arc<TcpStream>,
+    shared: Arc<ConnShared>,
+    incoming: Incoming,
+}
+
+impl ObservedIo {
+    /// Wraps `sock`.
+    pub fn new(sock: Arc<TcpStream>, shared: Arc<ConnShared>) -> Self {
+        ObservedIo {
+            sock,
+            shared,
+            incoming: Incoming::default(),
+        }
+    }
+}
+
+impl AsyncRead for ObservedIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.incoming.has_ready() {
+                let n = this.incoming.take(out.initialize_unfilled());
+                out.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if this.incoming.eof() {
+                return Poll::Ready(Ok(()));
+            }
+            ready!(this.sock.poll_read_ready(cx))?;
+            match this.sock.try_read_buf(this.incoming.read_buf(READ_CHUNK)) {
+                Ok(0) => this.incoming.set_eof(),
+                Ok(_) => {
+                    let now = this.shared.clock.now();
+                    this.shared.lock().core.on_read(now);
+                    this.incoming.scan(&mut &*this.shared);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for ObservedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            {
+                let mut guard = this.shared.lock();
+                let st = &mut *guard;
+                if st.out.is_full() {
+                    st.out.send(&*this.sock)?;
+                }
+                let n = st.out.accept(data, &mut this.shared.judge(&mut st.core));
+                if n > 0 {
+                    if st.out.is_full() {
+                        st.out.send(&*this.sock)?;
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+            }
+            ready!(this.sock.poll_write_ready(cx))?;
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            {
+                let mut st = this.shared.lock();
+                st.out.send(&*this.sock)?;
+                if st.out.pending() == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            ready!(this.sock.poll_write_ready(cx))?;
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.as_mut().poll_flush(cx))?;
+        Poll::Ready(shutdown_write(&self.sock))
+    }
+}
+
+/// Sends FIN: no more bytes from us, the client may still send.
+pub fn shutdown_write(sock: &TcpStream) -> io::Result<()> {
+    match socket2::SockRef::from(sock).shutdown(std::net::Shutdown::Write) {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        r => r,
+    }
+}
+
+/// Writes out everything queued (by h2 or by us), waiting for the socket as needed.
+pub async fn flush(sock: &TcpStream, shared: &ConnShared) -> io::Result<()> {
+    loop {
+        {
+            let mut st = shared.lock();
+            st.out.send(sock)?;
+            if st.out.pending() == 0 {
+                return Ok(());
+            }
+        }
+        sock.writable().await?;
+    }
+}

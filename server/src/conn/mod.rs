@@ -1,0 +1,313 @@
+//! One task per connection: the connection lifecycle that tonic does not give us.
+//!
+//! [`serve`] sniffs the protocol, builds the hyper connection over the tonic routes, and
+//! drives it together with the keepalive core: it sleeps until the core's next deadline,
+//! wakes when a stream ends or the observer queued a GOAWAY, carries out the core's
+//! actions (PING, drain, close) and, on shutdown, drains.
+//!
+//! HTTP/2 goes through the frame observer ([`io::ObservedIo`]); HTTP/1.1 has no frames to
+//! observe, so idle and age simply close it at its next idle moment (hyper's graceful
+//! shutdown: the request in flight finishes first).
+
+pub mod frame;
+pub mod incoming;
+pub mod io;
+pub mod outgoing;
+pub mod shared;
+pub mod streams;
+
+use crate::clock::Clock;
+use crate::stats::Stats;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use keepalive::{
+    Action, CloseReason, DrainReason, EnforcementPolicy, ServerConnection, ServerParams,
+};
+use shared::{ConnShared, Proto};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::time::Duration;
+use streams::{CountedService, Routes};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// How long a new connection may take to send its first bytes.
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the lingering close after GOAWAY `too_many_pings` waits for the client.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Keepalive settings every connection gets.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnSettings {
+    /// Server parameters for HTTP/2 connections (HTTP/1.1 ones get them without PINGs).
+    pub params: ServerParams,
+    /// The PING enforcement policy.
+    pub policy: EnforcementPolicy,
+    /// How long in-flight streams may take to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// What every connection task gets from the server.
+#[derive(Clone, Debug)]
+pub struct ConnContext {
+    /// The routes.
+    pub routes: Routes,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// The server's clock.
+    pub clock: Clock,
+    /// Keepalive settings.
+    pub settings: ConnSettings,
+    /// Becomes `true` when the server stops.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Serves one accepted connection until it ends.
+pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnContext) {
+    let proto = tokio::select! {
+        p = tokio::time::timeout(FIRST_BYTES_TIMEOUT, sniff(&sock)) => match p {
+            Ok(Ok(Some(proto))) => proto,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                tracing::debug!(conn = id, %peer, error = %e, "connection failed before its first bytes");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(conn = id, %peer, "connection closed: no bytes within {FIRST_BYTES_TIMEOUT:?}");
+                return;
+            }
+        },
+        _ = ctx.shutdown.wait_for(|stop| *stop) => return,
+    };
+    let stats = ctx.stats.clone();
+    let (accepted, open) = match proto {
+        Proto::H2 => (&stats.connections_h2, &stats.open_connections_h2),
+        Proto::H1 => (&stats.connections_h1, &stats.open_connections_h1),
+    };
+    Stats::inc(accepted);
+    Stats::inc(open);
+    tracing::info!(conn = id, %peer, proto = proto.as_str(), "connection accepted");
+
+    let mut params = ctx.settings.params;
+    if proto == Proto::H1 {
+        params.keepalive_time = None; // HTTP/1.1 has no PING
+    }
+    let core = ServerConnection::new(ctx.clock.now(), params, ctx.settings.policy, fastrand::f64);
+    let shared = Arc::new(ConnShared::new(
+        id,
+        peer,
+        proto,
+        ctx.clock,
+        stats.clone(),
+        core,
+    ));
+    let service = CountedService::new(ctx.routes.clone(), shared.clone());
+    let grace = ctx.settings.shutdown_grace;
+
+    let ending = match proto {
+        Proto::H2 => {
+            let sock = Arc::new(sock);
+            let io = TokioIo::new(io::ObservedIo::new(sock.clone(), shared.clone()));
+            let ending = {
+                let conn = pin!(
+                    http2::Builder::new(TokioExecutor::new())
+                        .timer(TokioTimer::new())
+                        .serve_connection(io, service)
+                );
+                drive(
+                    conn,
+                    |c| c.graceful_shutdown(),
+                    &shared,
+                    Some(&sock),
+                    ctx.shutdown,
+                    grace,
+                )
+                .await
+            };
+            if ending == Ending::Closed(CloseReason::TooManyPings) {
+                linger_close(&sock, &shared).await;
+            }
+            ending
+        }
+        Proto::H1 => {
+            let conn = pin!(
+                http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .serve_connection(TokioIo::new(sock), service)
+            );
+            drive(
+                conn,
+                |c| c.graceful_shutdown(),
+                &shared,
+                None,
+                ctx.shutdown,
+                grace,
+            )
+            .await
+        }
+    };
+    Stats::dec(open);
+    match ending {
+        Ending::Finished(reason) => {
+            tracing::info!(conn = id, %peer, proto = proto.as_str(), reason, "connection closed")
+        }
+        Ending::Closed(reason) => {
+            if reason != CloseReason::TooManyPings {
+                Stats::inc(stats.close(reason));
+            }
+            tracing::info!(conn = id, %peer, proto = proto.as_str(), reason = reason.as_str(), "connection closed")
+        }
+    }
+}
+
+/// How a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    /// hyper finished it (client closed, drain completed, or an error), with a reason.
+    Finished(&'static str),
+    /// The keepalive core closed it.
+    Closed(CloseReason),
+}
+
+/// Reads the first bytes without consuming them: the HTTP/2 preface means HTTP/2 with
+/// prior knowledge, anything else is HTTP/1.1. `None` when the client closed first.
+async fn sniff(sock: &TcpStream) -> std::io::Result<Option<Proto>> {
+    let mut buf = [0u8; frame::PREFACE.len()];
+    loop {
+        let n = sock.peek(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if buf[..n] != frame::PREFACE[..n] {
+            return Ok(Some(Proto::H1));
+        }
+        if n == buf.len() {
+            return Ok(Some(Proto::H2));
+        }
+        // A prefix of the preface: wait for the rest.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Drives the hyper connection `conn` with the keepalive core until either ends it.
+async fn drive<F>(
+    mut conn: Pin<&mut F>,
+    graceful: impl Fn(Pin<&mut F>),
+    shared: &ConnShared,
+    sock: Option<&TcpStream>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) -> Ending
+where
+    F: Future<Output = hyper::Result<()>>,
+{
+    let clock = shared.clock;
+    let mut stopping = false;
+    loop {
+        let (deadline, unsent) = {
+            let st = shared.lock();
+            (st.core.poll_timeout(), st.out.pending() > 0)
+        };
+        tokio::select! {
+            res = conn.as_mut() => {
+                return Ending::Finished(match res {
+                    Ok(()) => "done",
+                    Err(e) if e.is_incomplete_message() => "client went away mid-request",
+                    Err(e) => {
+                        tracing::debug!(conn = shared.id, error = %e, "connection error");
+                        "protocol or I/O error"
+                    }
+                });
+            }
+            _ = sleep_until(deadline.map(|d| clock.to_tokio(d))) => {
+                shared.lock().core.handle_timeout(clock.now());
+            }
+            _ = shared.notify.notified() => {}
+            _ = writable(sock), if unsent => {
+                if let Some(sock) = sock {
+                    let _ = shared.lock().out.send(sock);
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop), if !stopping => {
+                stopping = true;
+                shared.lock().core.drain(clock.now(), DrainReason::Shutdown, Some(grace));
+            }
+        }
+        if shared.lock().out.closing() {
+            return Ending::Closed(CloseReason::TooManyPings);
+        }
+        loop {
+            let action = shared.lock().core.poll_action();
+            match action {
+                None => break,
+                Some(Action::SendPing) => {
+                    if let Some(sock) = sock {
+                        let mut guard = shared.lock();
+                        let st = &mut *guard;
+                        st.out.inject(
+                            &frame::ping(false, frame::KEEPALIVE_PING),
+                            &mut shared.judge(&mut st.core),
+                        );
+                        let _ = st.out.send(sock);
+                        Stats::inc(&shared.stats.pings_sent);
+                        tracing::info!(conn = shared.id, peer = %shared.peer, "PING sent");
+                    }
+                }
+                Some(Action::Drain(reason)) => {
+                    Stats::inc(shared.stats.drain(reason));
+                    tracing::info!(
+                        conn = shared.id,
+                        peer = %shared.peer,
+                        proto = shared.proto.as_str(),
+                        reason = reason.debug_data(),
+                        "draining"
+                    );
+                    shared.lock().out.set_goaway_debug(reason.debug_data());
+                    graceful(conn.as_mut());
+                }
+                Some(Action::Close(reason)) => return Ending::Closed(reason),
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn writable(sock: Option<&TcpStream>) {
+    match sock {
+        Some(sock) => {
+            let _ = sock.writable().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// After GOAWAY `too_many_pings`: send what is queued, FIN, then read and discard what
+/// the client still sends for a moment, so that closing with unread bytes does not turn
+/// into a RST that could destroy the GOAWAY before the client reads it.
+async fn linger_close(sock: &TcpStream, shared: &ConnShared) {
+    let _ = tokio::time::timeout(LINGER, io::flush(sock, shared)).await;
+    let _ = io::shutdown_write(sock);
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            if sock.readable().await.is_err() {
+                return;
+            }
+            match sock.try_read(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
+}

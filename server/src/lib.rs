@@ -1,0 +1,175 @@
+//! A one-port gRPC + gRPC-web server that applies grpc-go's keepalive `ServerParameters`
+//! and `EnforcementPolicy` at the HTTP/2 frame level.
+//!
+//! tonic 0.14 gives no max-connection-idle, no jitter, no ping enforcement and no GOAWAY
+//! debug data, so this crate owns the connection lifecycle: its own accept loop, one task
+//! per connection over hyper, and a transparent frame observer on each HTTP/2 socket that
+//! sees every frame header in both directions and can add frames at frame boundaries. The
+//! decisions themselves (strikes, idle, age, jitter) are the sans-IO `keepalive` crate's;
+//! this crate only carries them out. See `shared/KEEPALIVE.md` for the semantics.
+//!
+//! # Layout
+//! - [`config`]: flags and the TOML file → [`Config`].
+//! - [`routes`]: health, reflection, gRPC-web and CORS on one service.
+//! - [`conn`]: the per-connection task ([`conn::serve`]) and its parts:
+//!   - [`conn::frame`]: the few HTTP/2 frame facts needed;
+//!   - [`conn::incoming`] / [`conn::outgoing`]: the observer, one per direction (sans-IO);
+//!   - [`conn::io`]: the socket wrapper hyper reads and writes through;
+//!   - [`conn::shared`]: state shared by the task, the socket wrapper and the streams;
+//!   - [`conn::streams`]: active-stream counting at the service boundary.
+//! - [`stats`]: counters for the dashboard and `/metrics`.
+//! - [`clock`]: tokio time ↔ core time.
+//! - [`Server`]: bind, accept, graceful stop.
+
+pub mod clock;
+pub mod config;
+pub mod conn;
+pub mod routes;
+pub mod stats;
+
+pub use config::{Config, ConfigError};
+
+use clock::Clock;
+use conn::{ConnContext, ConnSettings};
+use stats::Stats;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tonic_health::ServingStatus;
+
+/// A bound server, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    config: Config,
+    stats: Arc<Stats>,
+}
+
+impl Server {
+    /// Binds the listen address; a port in use is a [`ConfigError`].
+    pub async fn bind(config: Config) -> Result<Self, ConfigError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| ConfigError(format!("cannot listen on {}: {e}", config.listen)))?;
+        Ok(Server {
+            listener,
+            config,
+            stats: Arc::new(Stats::default()),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Serves until `shutdown` completes, then drains every connection: GOAWAY, in-flight
+    /// streams get the shutdown grace, then the rest is closed.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ConfigError> {
+        let Server {
+            listener,
+            config,
+            stats,
+        } = self;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let routes =
+            routes::build(health_service, &config.cors_allow_origin).map_err(ConfigError)?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let settings: ConnSettings = config.conn;
+        let ctx = ConnContext {
+            routes,
+            stats: stats.clone(),
+            clock: Clock::start(),
+            settings,
+            shutdown: stop_rx,
+        };
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        tracing::info!(
+            keepalive_time = ?settings.params.keepalive_time,
+            keepalive_timeout = ?settings.params.keepalive_timeout,
+            max_connection_idle = ?settings.params.max_connection_idle,
+            max_connection_age = ?settings.params.max_connection_age,
+            max_connection_age_grace = ?settings.params.max_connection_age_grace,
+            min_ping_interval = ?settings.policy.min_time,
+            permit_without_stream = settings.policy.permit_without_stream,
+            max_ping_strikes = settings.policy.max_ping_strikes,
+            "keepalive settings"
+        );
+        tracing::info!("listening on {addr}");
+
+        let mut tasks = JoinSet::new();
+        let mut next_id = 0u64;
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((sock, peer)) => {
+                        let _ = sock.set_nodelay(true);
+                        next_id += 1;
+                        tasks.spawn(conn::serve(sock, peer, next_id, ctx.clone()));
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: back off a little instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = tasks.join_next() => {}
+                () = &mut shutdown => break,
+            }
+        }
+
+        let grace = settings.shutdown_grace;
+        tracing::info!(
+            connections = tasks.len(),
+            ?grace,
+            "shutting down: draining connections"
+        );
+        drop(listener);
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        let _ = stop_tx.send(true);
+        let drained = tokio::time::timeout(grace + Duration::from_secs(2), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                connections = tasks.len(),
+                "connections still open after the grace; closing them"
+            );
+            tasks.abort_all();
+        }
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!("{name} received");
+}
