@@ -209,7 +209,10 @@ mod tests {
     fn no_stream_means_two_hour_rule_unless_permitted() {
         let mut e = PingEnforcer::new(policy(1, false, 2));
         e.on_ping(at(0), false);
-        assert_eq!(e.on_ping(at(3600), false), PingVerdict::Strike { strikes: 1 });
+        assert_eq!(
+            e.on_ping(at(3600), false),
+            PingVerdict::Strike { strikes: 1 }
+        );
         assert_eq!(e.on_ping(at(3600 + 7200), false), PingVerdict::Accepted);
 
         let mut permitted = PingEnforcer::new(policy(1, true, 2));

@@ -13,8 +13,16 @@ pub const CONNECTION_JITTER: f64 = 0.1;
 /// `sample = 0` gives `base * (1 - fraction)`, `sample → 1` gives `base * (1 + fraction)`.
 /// Out-of-range samples are clamped, so the result always stays within the bounds.
 pub fn jittered(base: Duration, fraction: f64, sample: f64) -> Duration {
-    let sample = if sample.is_finite() { sample.clamp(0.0, 1.0) } else { 0.5 };
-    let fraction = if fraction.is_finite() { fraction.clamp(0.0, 1.0) } else { 0.0 };
+    let sample = if sample.is_finite() {
+        sample.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
+    let fraction = if fraction.is_finite() {
+        fraction.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let factor = 1.0 + fraction * (2.0 * sample - 1.0);
     base.mul_f64(factor)
 }

@@ -324,7 +324,11 @@ impl ServerConnection {
             self.actions.push_back(Action::SendPing);
         }
         if self.age_drain_deadline().is_some_and(|d| now >= d) {
-            self.drain(now, DrainReason::MaxAge, self.params.max_connection_age_grace);
+            self.drain(
+                now,
+                DrainReason::MaxAge,
+                self.params.max_connection_age_grace,
+            );
         } else if self.idle_deadline().is_some_and(|d| now >= d) {
             self.drain(now, DrainReason::MaxIdle, None);
         }

@@ -79,6 +79,9 @@ mod tests {
         assert_eq!(a - b, Duration::ZERO);
         assert_eq!(Instant::from_millis_f64(-3.0), Instant::ZERO);
         assert_eq!(Instant::from_millis_f64(f64::NAN), Instant::ZERO);
-        assert_eq!(Instant::from_millis_f64(1.5).since_origin(), Duration::from_micros(1500));
+        assert_eq!(
+            Instant::from_millis_f64(1.5).since_origin(),
+            Duration::from_micros(1500)
+        );
     }
 }

@@ -16,9 +16,12 @@ struct Sim {
 impl Sim {
     fn new(params: ServerParams, sample: f64) -> Self {
         Sim {
-            conn: ServerConnection::new(Instant::ZERO, params, EnforcementPolicy::default(), || {
-                sample
-            }),
+            conn: ServerConnection::new(
+                Instant::ZERO,
+                params,
+                EnforcementPolicy::default(),
+                || sample,
+            ),
             now: Instant::ZERO,
             log: Vec::new(),
         }
@@ -132,7 +135,10 @@ fn idle_drain_only_without_streams_and_clock_restarts_when_last_stream_closes() 
     let now = sim.at();
     sim.conn.on_stream_closed(now);
     sim.run_until(200 * S);
-    assert_eq!(sim.log, vec![(115 * S, Action::Drain(DrainReason::MaxIdle))]);
+    assert_eq!(
+        sim.log,
+        vec![(115 * S, Action::Drain(DrainReason::MaxIdle))]
+    );
     assert_eq!(sim.conn.draining(), Some(DrainReason::MaxIdle));
 }
 
@@ -229,7 +235,9 @@ fn too_many_pings_closes_and_silences_the_machine() {
         || 0.5,
     );
     conn.on_stream_opened(Instant::ZERO);
-    let verdicts: Vec<_> = (0..4).map(|i| conn.on_ping(Instant::from_millis(i))).collect();
+    let verdicts: Vec<_> = (0..4)
+        .map(|i| conn.on_ping(Instant::from_millis(i)))
+        .collect();
     assert_eq!(
         verdicts,
         vec![
