@@ -1,0 +1,81 @@
+//! Independent gRPC peers against the real server: Python `grpcio` (gRPC core, C++),
+//! pinned in the venv that `cargo xtask setup` creates (tests/python/requirements.txt).
+
+use std::path::PathBuf;
+use std::process::Command;
+use tests::server::{ServerProcess, workspace_root};
+
+/// The venv's python and peer.py; panics with the fix when setup has not run.
+fn peer(args: &[&str]) -> Command {
+    let root = workspace_root();
+    let python = std::env::var_os("KEEPALIVE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".tools/venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: run `cargo xtask setup` (or `cargo xtask test`)",
+        python.display()
+    );
+    let script = std::env::var_os("KEEPALIVE_PEER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("tests/python/peer.py"));
+    let mut cmd = Command::new(python);
+    cmd.arg(script).args(args);
+    cmd
+}
+
+fn run(cmd: Command) -> (Option<i32>, String) {
+    let mut cmd = cmd;
+    let out = cmd.output().expect("run peer.py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[tokio::test]
+async fn grpcio_health_check() {
+    let srv = ServerProcess::start(&[]).await;
+    let target = srv.addr().to_string();
+    let (code, out) =
+        tokio::task::spawn_blocking(move || run(peer(&["health", "--target", &target])))
+            .await
+            .expect("join");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("STATUS SERVING"), "{out}");
+    assert!(
+        srv.logs_text().contains("proto=\"h2\""),
+        "grpcio speaks HTTP/2"
+    );
+}
+
+#[tokio::test]
+async fn grpcio_aggressive_keepalive_gets_too_many_pings() {
+    // grpc-go defaults on the server: MinTime 5m, 2 strikes. gRPC core pings every second.
+    let srv = ServerProcess::start(&[]).await;
+    let target = srv.addr().to_string();
+    let (code, out) = tokio::task::spawn_blocking(move || {
+        run(peer(&[
+            "flood-pings",
+            "--target",
+            &target,
+            "--keepalive-ms",
+            "1000",
+            "--seconds",
+            "20",
+        ]))
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("GOAWAY too_many_pings"),
+        "client did not see it: {out}"
+    );
+    assert!(out.contains("WATCH_END UNAVAILABLE"), "{out}");
+    let logs = srv.logs_text();
+    assert_eq!(srv.log_count("ping strike"), 3, "{logs}");
+    assert!(logs.contains("debug=too_many_pings"), "{logs}");
+}

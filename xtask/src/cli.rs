@@ -1,0 +1,181 @@
+//! The command line: parse `cargo xtask ...` arguments into a [`Task`], and the usage text.
+
+use std::ffi::OsString;
+
+use crate::demo::DemoOptions;
+use crate::error::{Result, bail};
+use crate::setup::Setup;
+use crate::test::TestOptions;
+
+/// The usage text of `cargo xtask help`.
+pub const USAGE: &str = "\
+cargo xtask: the project's developer commands (std only, builds in seconds)
+
+USAGE:
+    cargo xtask <COMMAND> [OPTIONS]
+
+COMMANDS:
+    setup [--browser]
+        Install what builds and tests need; idempotent, fast when done.
+        Always: the wasm32-unknown-unknown target, rustfmt and clippy, and a
+        Python venv at .tools/venv with tests/python/requirements.txt.
+        --browser: also chromium + chromium-driver (apt-get), wasm-bindgen-cli
+        (the version in Cargo.lock), wasm-pack, trunk and wasm-opt (npm
+        binaryen, into .tools/binaryen). About 11 minutes on a fresh machine.
+
+    test [--no-lint] [-- CARGO_TEST_ARGS...]
+        setup, cargo fmt --check, cargo clippy -D warnings, build the server,
+        cargo test --workspace. Each step is timed; the first failure stops.
+        --no-lint: skip fmt and clippy.
+        Arguments after -- go to `cargo test --workspace`.
+        The tests get KEEPALIVE_PYTHON, KEEPALIVE_PEER, KEEPALIVE_SERVER_BIN.
+
+    demo [--listen ADDR] [-- SERVER_ARGS...]
+        setup, build the release server and run it with demo keepalive values
+        on ADDR (default 127.0.0.1:8080). Ctrl-C stops it.
+        Arguments after -- are appended to the server's command line.
+
+    help
+        This text.
+";
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Task {
+    /// `cargo xtask setup`.
+    Setup(Setup),
+    /// `cargo xtask test`.
+    Test(TestOptions),
+    /// `cargo xtask demo`.
+    Demo(DemoOptions),
+    /// `cargo xtask help`, or no arguments.
+    Help,
+}
+
+/// Splits `args` at the first `--`: options before, pass-through after.
+fn split_passthrough(args: Vec<OsString>) -> (Vec<String>, Vec<OsString>) {
+    let mut before = Vec::new();
+    let mut iter = args.into_iter();
+    for arg in iter.by_ref() {
+        if arg == "--" {
+            break;
+        }
+        before.push(arg.to_string_lossy().into_owned());
+    }
+    (before, iter.collect())
+}
+
+/// Parses the arguments after `cargo xtask`.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task> {
+    let mut args = args.into_iter();
+    let Some(command) = args.next() else {
+        return Ok(Task::Help);
+    };
+    let (options, passthrough) = split_passthrough(args.collect());
+    let command = command.to_string_lossy();
+    let no_passthrough = |command: &str| -> Result<()> {
+        if passthrough.is_empty() {
+            Ok(())
+        } else {
+            bail!("`cargo xtask {command}` takes no arguments after `--`")
+        }
+    };
+    match command.as_ref() {
+        "help" | "-h" | "--help" => Ok(Task::Help),
+        "setup" => {
+            no_passthrough("setup")?;
+            let mut setup = Setup::default();
+            for option in options {
+                match option.as_str() {
+                    "--browser" => setup.browser = true,
+                    other => bail!("unknown option `{other}` for `cargo xtask setup`"),
+                }
+            }
+            Ok(Task::Setup(setup))
+        }
+        "test" => {
+            let mut test = TestOptions {
+                cargo_test_args: passthrough,
+                ..TestOptions::default()
+            };
+            for option in options {
+                match option.as_str() {
+                    "--no-lint" => test.no_lint = true,
+                    other => bail!("unknown option `{other}` for `cargo xtask test`"),
+                }
+            }
+            Ok(Task::Test(test))
+        }
+        "demo" => {
+            let mut demo = DemoOptions {
+                server_args: passthrough,
+                ..DemoOptions::default()
+            };
+            let mut options = options.into_iter();
+            while let Some(option) = options.next() {
+                match option.as_str() {
+                    "--listen" => match options.next() {
+                        Some(addr) => demo.listen = addr,
+                        None => {
+                            bail!("`--listen` needs an address, e.g. `--listen 127.0.0.1:8080`")
+                        }
+                    },
+                    other => match other.strip_prefix("--listen=") {
+                        Some(addr) => demo.listen = addr.to_owned(),
+                        None => bail!("unknown option `{other}` for `cargo xtask demo`"),
+                    },
+                }
+            }
+            Ok(Task::Demo(demo))
+        }
+        other => bail!("unknown command `{other}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(args: &[&str]) -> Result<Task> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(parse_str(&[]).ok(), Some(Task::Help));
+        assert_eq!(parse_str(&["help"]).ok(), Some(Task::Help));
+        assert_eq!(
+            parse_str(&["setup", "--browser"]).ok(),
+            Some(Task::Setup(Setup { browser: true }))
+        );
+        assert_eq!(
+            parse_str(&["test", "--no-lint", "--", "-p", "tests"]).ok(),
+            Some(Task::Test(TestOptions {
+                no_lint: true,
+                cargo_test_args: vec!["-p".into(), "tests".into()],
+            }))
+        );
+        assert_eq!(
+            parse_str(&["demo", "--listen", "0.0.0.0:9000"]).ok(),
+            Some(Task::Demo(DemoOptions {
+                listen: "0.0.0.0:9000".into(),
+                server_args: vec![],
+            }))
+        );
+        assert_eq!(
+            parse_str(&["demo", "--listen=127.0.0.1:1", "--", "--x"]).ok(),
+            Some(Task::Demo(DemoOptions {
+                listen: "127.0.0.1:1".into(),
+                server_args: vec!["--x".into()],
+            }))
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_input() {
+        assert!(parse_str(&["frobnicate"]).is_err());
+        assert!(parse_str(&["test", "--lint"]).is_err());
+        assert!(parse_str(&["demo", "--listen"]).is_err());
+        assert!(parse_str(&["setup", "--", "x"]).is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! `cargo xtask`: the project's developer commands, written in Rust.
+//!
+//! `cargo xtask` is an alias (in `.cargo/config.toml`) for
+//! `cargo run --quiet --package xtask --`. The crate uses the standard library
+//! only, so it builds in seconds on a fresh machine before anything else is
+//! installed.
+//!
+//! - `cargo xtask setup [--browser]`: install the toolchain pieces and the
+//!   Python venv, idempotently.
+//! - `cargo xtask test [--no-lint] [-- ARGS]`: setup, fmt, clippy, build the
+//!   server, `cargo test --workspace`. This is what `.ci/run` runs.
+//! - `cargo xtask demo [--listen ADDR] [-- ARGS]`: run the release server with
+//!   demo keepalive values.
+//! - `cargo xtask help`: usage.
+//!
+//! # Layout
+//!
+//! - `main.rs`: entry point; runs a [`cli::Task`] and turns an error into a
+//!   message and exit code 1.
+//! - [`cli`]: argument parsing and the usage text.
+//! - [`cmd`]: [`cmd::Cmd`], run a command, echo it, fail with a clear message.
+//! - [`error`]: the one error type, a message for a person.
+//! - [`workspace`]: paths (root, `.tools/`, the venv, the target dir) and `$CARGO`.
+//! - [`setup`]: `cargo xtask setup`, one function per installed thing.
+//! - [`mod@test`]: `cargo xtask test`, timed steps and a summary.
+//! - [`demo`]: `cargo xtask demo`.
+
+mod cli;
+mod cmd;
+mod demo;
+mod error;
+mod setup;
+mod test;
+mod workspace;
+
+use std::process::ExitCode;
+
+use cli::Task;
+use error::Result;
+use workspace::Workspace;
+
+fn run(task: Task) -> Result<()> {
+    match task {
+        Task::Help => {
+            print!("{}", cli::USAGE);
+            Ok(())
+        }
+        Task::Setup(options) => setup::run(&Workspace::locate()?, options),
+        Task::Test(options) => test::run(&Workspace::locate()?, &options),
+        Task::Demo(options) => demo::run(&Workspace::locate()?, &options),
+    }
+}
+
+fn main() -> ExitCode {
+    let task = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(task) => task,
+        Err(err) => {
+            eprintln!("error: {err}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match run(task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("\nerror: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! `cargo xtask test`: the project's one test command (also what CI runs).
+//!
+//! Steps, in order, each announced with `==> ...` and timed; the first failure
+//! stops the run with a non-zero exit and a message naming the step:
+//!
+//! 1. setup (without the browser toolchain, for now);
+//! 2. `cargo fmt --all -- --check` and
+//!    `cargo clippy --workspace --all-targets -- -D warnings` (skipped with
+//!    `--no-lint`);
+//! 3. `cargo build -p server --bin server`, so integration tests can start it;
+//! 4. `cargo test --workspace` (plus any arguments given after `--`), with the
+//!    environment in [`test_env`].
+//!
+//! A summary of the steps and their times closes the run.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::setup::{self, Setup};
+use crate::workspace::Workspace;
+
+/// Options of `cargo xtask test`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestOptions {
+    /// Skip `cargo fmt --check` and `cargo clippy`.
+    pub no_lint: bool,
+    /// Extra arguments for `cargo test --workspace` (after `--`).
+    pub cargo_test_args: Vec<OsString>,
+}
+
+/// Environment variables the integration tests get:
+/// - `KEEPALIVE_PYTHON`: the venv's python, with grpcio installed;
+/// - `KEEPALIVE_PEER`: `tests/python/peer.py`, the gRPC core peer;
+/// - `KEEPALIVE_SERVER_BIN`: the debug `server` binary built by the step before.
+pub fn test_env(ws: &Workspace, target_dir: &std::path::Path) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("KEEPALIVE_PYTHON", ws.venv_python()),
+        ("KEEPALIVE_PEER", ws.peer_script()),
+        (
+            "KEEPALIVE_SERVER_BIN",
+            target_dir
+                .join("debug")
+                .join(format!("server{}", std::env::consts::EXE_SUFFIX)),
+        ),
+    ]
+}
+
+/// One step of the run and how it went.
+#[derive(Debug)]
+struct StepResult {
+    name: String,
+    outcome: Outcome,
+}
+
+#[derive(Debug)]
+enum Outcome {
+    Ok(Duration),
+    Failed(Duration),
+    Skipped(&'static str),
+}
+
+/// Runs the steps, times them, and prints the summary.
+#[derive(Debug, Default)]
+struct Runner {
+    results: Vec<StepResult>,
+}
+
+impl Runner {
+    /// Runs one step under a `==> name` header; records its time.
+    fn step(&mut self, name: impl Into<String>, f: impl FnOnce() -> Result<()>) -> Result<()> {
+        let name = name.into();
+        println!("\n==> {name}");
+        let start = Instant::now();
+        let result = f();
+        let elapsed = start.elapsed();
+        match &result {
+            Ok(()) => println!("<== {name}: ok in {}", fmt_duration(elapsed)),
+            Err(_) => println!("<== {name}: FAILED after {}", fmt_duration(elapsed)),
+        }
+        self.results.push(StepResult {
+            outcome: if result.is_ok() {
+                Outcome::Ok(elapsed)
+            } else {
+                Outcome::Failed(elapsed)
+            },
+            name: name.clone(),
+        });
+        result.map_err(|e| {
+            let message = e.to_string();
+            if message.contains(&name) {
+                e
+            } else {
+                Error::new(format!("step `{name}` failed: {message}"))
+            }
+        })
+    }
+
+    /// Records a step that was not run.
+    fn skip(&mut self, name: impl Into<String>, why: &'static str) {
+        self.results.push(StepResult {
+            name: name.into(),
+            outcome: Outcome::Skipped(why),
+        });
+    }
+
+    /// Prints every step with its outcome and time, and the total.
+    fn summary(&self, total: Duration) {
+        println!("\nxtask test summary:");
+        for StepResult { name, outcome } in &self.results {
+            match outcome {
+                Outcome::Ok(d) => println!("  {:<8} {:>9}  {name}", "ok", fmt_duration(*d)),
+                Outcome::Failed(d) => {
+                    println!("  {:<8} {:>9}  {name}", "FAILED", fmt_duration(*d));
+                }
+                Outcome::Skipped(why) => println!("  {:<8} {:>9}  {name} ({why})", "skipped", "-"),
+            }
+        }
+        println!("  {:<8} {:>9}", "total", fmt_duration(total));
+    }
+}
+
+/// `12.3s`, or `2m05.1s` past a minute.
+fn fmt_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        let minutes = (secs / 60.0).floor();
+        format!("{}m{:04.1}s", minutes as u64, secs - minutes * 60.0)
+    }
+}
+
+/// Runs `cargo xtask test`.
+pub fn run(ws: &Workspace, opts: &TestOptions) -> Result<()> {
+    let start = Instant::now();
+    let mut runner = Runner::default();
+    let result = run_steps(ws, opts, &mut runner);
+    runner.summary(start.elapsed());
+    if result.is_ok() {
+        println!("\nxtask test: all steps passed");
+    }
+    result
+}
+
+fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<()> {
+    runner.step("setup", || setup::run(ws, Setup { browser: false }))?;
+
+    let fmt = ws.cargo().args(["fmt", "--all", "--", "--check"]);
+    let clippy = ws.cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    for lint in [fmt, clippy] {
+        if opts.no_lint {
+            runner.skip(lint.to_string(), "--no-lint");
+        } else {
+            runner.step(lint.to_string(), || lint.run())?;
+        }
+    }
+
+    let build = ws
+        .cargo()
+        .args(["build", "-p", "server", "--bin", "server"]);
+    runner.step(build.to_string(), || build.run())?;
+
+    let target_dir = ws.target_dir();
+    let mut test = ws
+        .cargo()
+        .args(["test", "--workspace"])
+        .args(&opts.cargo_test_args);
+    for (key, value) in test_env(ws, &target_dir) {
+        test = test.env(key, value);
+    }
+    // The header names the command without the long environment; `run` echoes it in full.
+    let name = format!(
+        "cargo test --workspace{}",
+        opts.cargo_test_args
+            .iter()
+            .map(|a| format!(" {}", a.to_string_lossy()))
+            .collect::<String>()
+    );
+    runner.step(name, || test.run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_durations() {
+        assert_eq!(fmt_duration(Duration::from_millis(1234)), "1.2s");
+        assert_eq!(fmt_duration(Duration::from_millis(125_100)), "2m05.1s");
+    }
+}
