@@ -17,11 +17,15 @@
 //!   heartbeats) and counts strikes.
 //! - [`server`]: the keepalive state machine of one server connection: keepalive PINGs,
 //!   max-idle, max-age with grace, graceful drain.
+//! - [`client`]: the browser side: connectivity states, connection backoff, unary retry
+//!   (A6), the resume cursor, and [`client::Channel`], the keepalive-emulation and
+//!   reconnect state machine.
 //!
 //! The semantics, with grpc-go's and gRPC core's constants, are in `shared/KEEPALIVE.md`.
 //! One deliberate difference from grpc-go: the max-idle deadline is jittered by ±10% like
 //! max-age (gRPC core does both), to spread reconnect storms.
 
+pub mod client;
 pub mod enforcement;
 pub mod jitter;
 pub mod server;

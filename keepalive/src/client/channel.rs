@@ -1,0 +1,853 @@
+//! The browser channel: keepalive emulation, broken-stream detection, reconnect with
+//! backoff and stream resume, as one sans-IO state machine (shared/KEEPALIVE.md §2–§3).
+//!
+//! A page cannot see HTTP/2 PINGs, so liveness is emulated with messages while the knobs
+//! keep grpc-go's meaning:
+//!
+//! - **Time**: nothing received for `keepalive_time` → send a heartbeat call. Measured
+//!   from the last byte received (any stream message or call answer), not from the last
+//!   heartbeat sent.
+//! - **Timeout**: a heartbeat unanswered for `keepalive_timeout`, or a stream silent for
+//!   (the server's stream heartbeat interval + `keepalive_timeout`), means the connection
+//!   is dead: abort everything in flight, go TRANSIENT_FAILURE, reconnect with backoff.
+//!   So a broken connection is found at most `Time + Timeout` after the last byte.
+//! - **PermitWithoutStream**: without an open stream, no heartbeats (unless permitted).
+//! - **too_many_pings**: the server refused a heartbeat: double `Time`.
+//! - **GoAway** (max stream age, shutdown): reopen that stream at once, without backoff,
+//!   resuming after the last delivered event.
+//!
+//! And what browsers add:
+//!
+//! - a timer that fires late (a throttled hidden tab, a laptop waking up) must not be
+//!   taken as a dead connection: every "dead" deadline is pushed to `now + Timeout` and a
+//!   heartbeat checks the connection first;
+//! - `offline` → TRANSIENT_FAILURE now; `online`, or the tab becoming visible → retry now.
+//!
+//! The driver feeds inputs (`on_*`, `online`, `handle_timeout`…) and carries out
+//! [`Action`]s; the application reads [`Event`]s and [`ClientStats`]. Each stream call has
+//! a [`CallId`]: answers from an aborted call are recognised as stale and ignored.
+
+use super::backoff::{Backoff, BackoffConfig};
+use super::connectivity::ConnectivityState;
+use super::resume::{Delivery, ResumeCursor};
+use crate::jitter::Rng;
+use crate::time::Instant;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// The client's knobs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClientConfig {
+    /// Nothing received for this long → heartbeat (grpc-go `ClientParameters.Time`).
+    pub keepalive_time: Duration,
+    /// Heartbeat unanswered, or stream silent beyond its interval, this long → dead.
+    pub keepalive_timeout: Duration,
+    /// Heartbeats also without an open stream.
+    pub permit_without_stream: bool,
+    /// Connection backoff.
+    pub backoff: BackoffConfig,
+    /// The server's stream heartbeat interval until the server says otherwise.
+    pub stream_heartbeat_interval: Duration,
+    /// A timer this much later than asked for means the page was asleep.
+    pub late_timer_threshold: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            keepalive_time: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(20),
+            permit_without_stream: false,
+            backoff: BackoffConfig::default(),
+            stream_heartbeat_interval: Duration::from_secs(15),
+            late_timer_threshold: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A stream of the channel (the application may have several).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(pub u32);
+
+/// One call that opened a stream; answers of older calls are stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u64);
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Open (or reopen) a stream: subscribe, resuming after `resume_after` if set.
+    OpenStream {
+        /// Which stream.
+        stream: StreamId,
+        /// This call's id, to pass back with its answers.
+        call: CallId,
+        /// Resume after this sequence (the last delivered), if any.
+        resume_after: Option<u64>,
+        /// The resume token from the stream's last Welcome or GoAway.
+        resume_token: Option<String>,
+        /// The log the sequence refers to.
+        log_id: Option<String>,
+    },
+    /// Abort that call (drop its response body: that aborts the fetch).
+    AbortStream {
+        /// Which stream.
+        stream: StreamId,
+        /// Which call.
+        call: CallId,
+    },
+    /// Send a heartbeat call with this sequence.
+    SendHeartbeat {
+        /// Heartbeat sequence, echoed by the server.
+        seq: u64,
+    },
+    /// Abort that heartbeat call.
+    AbortHeartbeat {
+        /// Heartbeat sequence.
+        seq: u64,
+    },
+}
+
+/// Why the channel judged its connection lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LossReason {
+    /// A heartbeat went unanswered for the timeout.
+    HeartbeatTimeout,
+    /// A heartbeat call failed (network error, UNAVAILABLE).
+    HeartbeatFailed,
+    /// A stream stayed silent beyond its heartbeat interval plus the timeout.
+    StreamSilent,
+    /// A stream failed or ended without a GoAway.
+    StreamFailed,
+    /// The attempt took longer than the connect timeout.
+    ConnectTimeout,
+    /// The browser went offline.
+    Offline,
+    /// A unary call failed with a network error.
+    CallFailed,
+}
+
+impl LossReason {
+    /// A short name for logs and the dashboard.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossReason::HeartbeatTimeout => "heartbeat timeout",
+            LossReason::HeartbeatFailed => "heartbeat failed",
+            LossReason::StreamSilent => "stream silent",
+            LossReason::StreamFailed => "stream failed",
+            LossReason::ConnectTimeout => "connect timeout",
+            LossReason::Offline => "offline",
+            LossReason::CallFailed => "call failed",
+        }
+    }
+}
+
+/// Something the application may want to know.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The connectivity state changed.
+    StateChanged {
+        /// Before.
+        from: ConnectivityState,
+        /// After.
+        to: ConnectivityState,
+    },
+    /// The connection was judged lost.
+    ConnectionLost {
+        /// Why.
+        reason: LossReason,
+        /// Delay before the next attempt.
+        retry_in: Duration,
+    },
+    /// Events that will never be delivered.
+    Gap {
+        /// Which stream.
+        stream: StreamId,
+        /// First missing sequence.
+        from: u64,
+        /// How many.
+        missed: u64,
+    },
+    /// The server's event log is a different one (it was lost): sequences start over.
+    LogReset {
+        /// Which stream.
+        stream: StreamId,
+    },
+    /// A stream was resumed after a reconnect or a GoAway.
+    Resumed {
+        /// Which stream.
+        stream: StreamId,
+        /// Resumed after this sequence.
+        after: Option<u64>,
+    },
+    /// The server ended a stream on purpose (it is being reopened at once).
+    GoAway {
+        /// Which stream.
+        stream: StreamId,
+    },
+    /// A heartbeat round trip.
+    HeartbeatRtt {
+        /// Measured round-trip time.
+        rtt: Duration,
+    },
+    /// The server refused a heartbeat with `too_many_pings`; `Time` doubled.
+    TooManyPings {
+        /// The new keepalive time.
+        keepalive_time: Duration,
+    },
+}
+
+/// Counters for the dashboard.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Heartbeats sent.
+    pub heartbeats_sent: u64,
+    /// Heartbeats answered.
+    pub heartbeats_answered: u64,
+    /// Heartbeats that failed or timed out.
+    pub heartbeats_missed: u64,
+    /// Connection attempts after a failure.
+    pub reconnects: u64,
+    /// Streams resumed (after a reconnect or a GoAway).
+    pub resumes: u64,
+    /// Events delivered to the application.
+    pub events_delivered: u64,
+    /// Events dropped as already delivered.
+    pub duplicates_dropped: u64,
+    /// Gaps reported.
+    pub gaps: u64,
+    /// Events reported missing.
+    pub events_missed: u64,
+    /// `too_many_pings` answers received.
+    pub too_many_pings: u64,
+    /// The last heartbeat round trip.
+    pub last_rtt: Option<Duration>,
+}
+
+/// How a heartbeat call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeartbeatOutcome {
+    /// Answered.
+    Answered,
+    /// Refused with RESOURCE_EXHAUSTED `too_many_pings`.
+    TooManyPings,
+    /// The server answered with another error: it is alive.
+    Rejected,
+    /// Network error, UNAVAILABLE, or no answer.
+    Failed,
+}
+
+/// The Welcome of a stream: what the server says when a subscription starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Welcome {
+    /// The first sequence this stream will deliver.
+    pub next_sequence: u64,
+    /// The server's stream heartbeat interval, if it says.
+    pub stream_heartbeat_interval: Option<Duration>,
+    /// Token for resuming later.
+    pub resume_token: String,
+    /// The event log's identity.
+    pub log_id: String,
+}
+
+#[derive(Clone, Debug)]
+struct Slot {
+    id: StreamId,
+    wanted: bool,
+    open: Option<CallId>,
+    welcomed: bool,
+    resuming: bool,
+    last_message: Instant,
+    cursor: ResumeCursor,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Outstanding {
+    seq: u64,
+    sent_at: Instant,
+}
+
+/// The channel state machine.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    config: ClientConfig,
+    keepalive_time: Duration,
+    stream_heartbeat_interval: Duration,
+    state: ConnectivityState,
+    state_since: Instant,
+    backoff: Backoff,
+    rng: Rng,
+    retry_at: Option<Instant>,
+    connect_deadline: Option<Instant>,
+    last_received: Instant,
+    heartbeat: Option<Outstanding>,
+    next_heartbeat: u64,
+    next_call: u64,
+    slots: Vec<Slot>,
+    ever_ready: bool,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+    stats: ClientStats,
+}
+
+impl Channel {
+    /// A new channel in IDLE. `seed` seeds the backoff jitter.
+    pub fn new(now: Instant, config: ClientConfig, seed: u64) -> Self {
+        Channel {
+            config,
+            keepalive_time: config.keepalive_time,
+            stream_heartbeat_interval: config.stream_heartbeat_interval,
+            state: ConnectivityState::Idle,
+            state_since: now,
+            backoff: Backoff::new(config.backoff),
+            rng: Rng::new(seed),
+            retry_at: None,
+            connect_deadline: None,
+            last_received: now,
+            heartbeat: None,
+            next_heartbeat: 1,
+            next_call: 1,
+            slots: Vec::new(),
+            ever_ready: false,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: ClientStats::default(),
+        }
+    }
+
+    // ---- observers ------------------------------------------------------------------
+
+    /// The connectivity state.
+    pub fn state(&self) -> ConnectivityState {
+        self.state
+    }
+
+    /// When the current state began.
+    pub fn state_since(&self) -> Instant {
+        self.state_since
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The keepalive time in force (doubled by each `too_many_pings`).
+    pub fn keepalive_time(&self) -> Duration {
+        self.keepalive_time
+    }
+
+    /// The stream heartbeat interval in force (from the server, if it said).
+    pub fn stream_heartbeat_interval(&self) -> Duration {
+        self.stream_heartbeat_interval
+    }
+
+    /// In TRANSIENT_FAILURE: when the next attempt starts.
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// Consecutive failed attempts (the attempt number of the next one, minus one).
+    pub fn failures(&self) -> u32 {
+        self.backoff.failures()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ClientStats {
+        self.stats
+    }
+
+    /// The last sequence delivered on `stream`.
+    pub fn delivered(&self, stream: StreamId) -> Option<u64> {
+        self.slot(stream).and_then(|s| s.cursor.resume_after())
+    }
+
+    /// The current call of `stream`, if it is open.
+    pub fn open_call(&self, stream: StreamId) -> Option<CallId> {
+        self.slot(stream).and_then(|s| s.open)
+    }
+
+    /// The heartbeat in flight, if any.
+    pub fn heartbeat_in_flight(&self) -> Option<u64> {
+        self.heartbeat.map(|h| h.seq)
+    }
+
+    /// The next thing to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ---- application inputs -----------------------------------------------------------
+
+    /// Starts connecting if IDLE.
+    pub fn connect(&mut self, now: Instant) {
+        if self.state == ConnectivityState::Idle {
+            self.start_attempt(now);
+        }
+    }
+
+    /// Adds a stream the channel keeps open (and resumes) until removed.
+    pub fn add_stream(&mut self, now: Instant) -> StreamId {
+        let id = StreamId(self.slots.len() as u32);
+        self.slots.push(Slot {
+            id,
+            wanted: true,
+            open: None,
+            welcomed: false,
+            resuming: false,
+            last_message: now,
+            cursor: ResumeCursor::default(),
+        });
+        match self.state {
+            ConnectivityState::Idle => self.start_attempt(now),
+            ConnectivityState::Connecting | ConnectivityState::Ready => self.open(now, id),
+            ConnectivityState::TransientFailure | ConnectivityState::Shutdown => {}
+        }
+        id
+    }
+
+    /// Stops keeping `stream` open.
+    pub fn remove_stream(&mut self, stream: StreamId) {
+        let Some(i) = self.index(stream) else { return };
+        self.slots[i].wanted = false;
+        if let Some(call) = self.slots[i].open.take() {
+            self.actions.push_back(Action::AbortStream { stream, call });
+        }
+    }
+
+    /// Closes the channel: everything in flight is aborted, nothing more happens.
+    pub fn close(&mut self, now: Instant) {
+        if self.state == ConnectivityState::Shutdown {
+            return;
+        }
+        self.abort_all();
+        for s in &mut self.slots {
+            s.wanted = false;
+        }
+        self.retry_at = None;
+        self.connect_deadline = None;
+        self.set_state(now, ConnectivityState::Shutdown);
+    }
+
+    /// The browser went offline: the connection is lost now.
+    pub fn offline(&mut self, now: Instant) {
+        self.fail(now, LossReason::Offline);
+    }
+
+    /// The browser is back online: retry now, skipping the rest of the backoff.
+    pub fn online(&mut self, now: Instant) {
+        if self.state == ConnectivityState::TransientFailure {
+            self.start_attempt(now);
+        }
+    }
+
+    /// The tab became visible (or hidden). Visible: retry now if failed, or check the
+    /// connection at once if it looks READY (timers may have been throttled).
+    pub fn visibility(&mut self, now: Instant, visible: bool) {
+        if !visible {
+            return;
+        }
+        match self.state {
+            ConnectivityState::TransientFailure => self.start_attempt(now),
+            ConnectivityState::Ready => self.recheck(now),
+            _ => {}
+        }
+    }
+
+    // ---- network inputs ---------------------------------------------------------------
+
+    fn current(&self, stream: StreamId, call: CallId) -> Option<usize> {
+        let i = self.index(stream)?;
+        (self.slots[i].open == Some(call)).then_some(i)
+    }
+
+    fn received(&mut self, now: Instant, slot: Option<usize>) {
+        self.last_received = self.last_received.max(now);
+        if let Some(i) = slot {
+            self.slots[i].last_message = self.slots[i].last_message.max(now);
+        }
+    }
+
+    fn connected(&mut self, now: Instant) {
+        if self.state == ConnectivityState::Connecting {
+            self.backoff.reset();
+            self.connect_deadline = None;
+            self.ever_ready = true;
+            self.set_state(now, ConnectivityState::Ready);
+        }
+    }
+
+    /// A stream's first message. Returns `false` if the call is stale.
+    pub fn on_welcome(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        call: CallId,
+        w: &Welcome,
+    ) -> bool {
+        let Some(i) = self.current(stream, call) else {
+            return false;
+        };
+        self.received(now, Some(i));
+        if let Some(interval) = w.stream_heartbeat_interval.filter(|d| !d.is_zero()) {
+            self.stream_heartbeat_interval = interval;
+        }
+        let slot = &mut self.slots[i];
+        slot.welcomed = true;
+        if slot
+            .cursor
+            .on_welcome(w.next_sequence, &w.log_id, &w.resume_token)
+        {
+            self.events.push_back(Event::LogReset { stream });
+        }
+        if std::mem::take(&mut slot.resuming) {
+            let after = slot.cursor.resume_after();
+            self.stats.resumes += 1;
+            self.events.push_back(Event::Resumed { stream, after });
+        }
+        self.connected(now);
+        true
+    }
+
+    /// An event with sequence `seq` arrived on a stream: deliver it or not.
+    pub fn on_event(&mut self, now: Instant, stream: StreamId, call: CallId, seq: u64) -> Delivery {
+        let Some(i) = self.current(stream, call) else {
+            return Delivery::Stale;
+        };
+        self.received(now, Some(i));
+        let d = self.slots[i].cursor.on_event(seq);
+        match d {
+            Delivery::Deliver => self.stats.events_delivered += 1,
+            Delivery::Duplicate => self.stats.duplicates_dropped += 1,
+            Delivery::DeliverAfterGap { from, missed } => {
+                self.stats.events_delivered += 1;
+                self.report_gap(stream, from, missed);
+            }
+            Delivery::Stale => {}
+        }
+        d
+    }
+
+    /// The server says events `from .. from + missed` are gone.
+    pub fn on_gap(&mut self, now: Instant, stream: StreamId, call: CallId, from: u64, missed: u64) {
+        let Some(i) = self.current(stream, call) else {
+            return;
+        };
+        self.received(now, Some(i));
+        if let Some(gap) = self.slots[i].cursor.on_gap(from, missed) {
+            self.report_gap(stream, gap.from, gap.missed);
+        }
+    }
+
+    fn report_gap(&mut self, stream: StreamId, from: u64, missed: u64) {
+        self.stats.gaps += 1;
+        self.stats.events_missed += missed;
+        self.events.push_back(Event::Gap {
+            stream,
+            from,
+            missed,
+        });
+    }
+
+    /// Any other message on a stream (a stream heartbeat).
+    pub fn on_stream_message(&mut self, now: Instant, stream: StreamId, call: CallId) {
+        if let Some(i) = self.current(stream, call) {
+            self.received(now, Some(i));
+        }
+    }
+
+    /// The server ended the stream on purpose: reopen it at once, resuming.
+    pub fn on_go_away(&mut self, now: Instant, stream: StreamId, call: CallId, resume_token: &str) {
+        let Some(i) = self.current(stream, call) else {
+            return;
+        };
+        self.received(now, Some(i));
+        self.slots[i].cursor.set_token(resume_token);
+        self.slots[i].open = None;
+        self.events.push_back(Event::GoAway { stream });
+        if matches!(
+            self.state,
+            ConnectivityState::Ready | ConnectivityState::Connecting
+        ) {
+            self.open(now, stream);
+        }
+    }
+
+    /// A stream call ended (failed, or ended without a GoAway): the connection is lost.
+    pub fn on_stream_end(&mut self, now: Instant, stream: StreamId, call: CallId) {
+        let Some(i) = self.current(stream, call) else {
+            return;
+        };
+        self.slots[i].open = None;
+        self.fail(now, LossReason::StreamFailed);
+    }
+
+    /// A heartbeat call ended.
+    pub fn on_heartbeat(&mut self, now: Instant, seq: u64, outcome: HeartbeatOutcome) {
+        let Some(h) = self.heartbeat.filter(|h| h.seq == seq) else {
+            return;
+        };
+        self.heartbeat = None;
+        match outcome {
+            HeartbeatOutcome::Answered => {
+                self.received(now, None);
+                let rtt = now - h.sent_at;
+                self.stats.heartbeats_answered += 1;
+                self.stats.last_rtt = Some(rtt);
+                self.events.push_back(Event::HeartbeatRtt { rtt });
+                self.connected(now);
+            }
+            HeartbeatOutcome::TooManyPings => {
+                self.received(now, None);
+                self.keepalive_time = self.keepalive_time.saturating_mul(2);
+                self.stats.too_many_pings += 1;
+                self.events.push_back(Event::TooManyPings {
+                    keepalive_time: self.keepalive_time,
+                });
+                self.connected(now);
+            }
+            HeartbeatOutcome::Rejected => {
+                self.received(now, None);
+                self.connected(now);
+            }
+            HeartbeatOutcome::Failed => {
+                self.stats.heartbeats_missed += 1;
+                self.fail(now, LossReason::HeartbeatFailed);
+            }
+        }
+    }
+
+    /// A unary call ended: `answered` if the server answered (with any status), `false`
+    /// on a network error.
+    pub fn on_call(&mut self, now: Instant, answered: bool) {
+        if answered {
+            self.received(now, None);
+            self.connected(now);
+        } else {
+            self.fail(now, LossReason::CallFailed);
+        }
+    }
+
+    // ---- timers -----------------------------------------------------------------------
+
+    fn keepalive_active(&self) -> bool {
+        self.state == ConnectivityState::Ready
+            && (self.config.permit_without_stream
+                || self.slots.iter().any(|s| s.open.is_some() && s.welcomed))
+    }
+
+    fn silence_limit(&self) -> Duration {
+        self.stream_heartbeat_interval + self.config.keepalive_timeout
+    }
+
+    /// The next moment [`handle_timeout`](Self::handle_timeout) has something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        match self.state {
+            ConnectivityState::TransientFailure => {
+                if let Some(t) = self.retry_at {
+                    consider(t);
+                }
+            }
+            ConnectivityState::Connecting => {
+                if let Some(t) = self.connect_deadline {
+                    consider(t);
+                }
+            }
+            ConnectivityState::Ready => {
+                if let Some(h) = self.heartbeat {
+                    consider(h.sent_at + self.config.keepalive_timeout);
+                } else if self.keepalive_active() {
+                    consider(self.last_received + self.keepalive_time);
+                }
+                let limit = self.silence_limit();
+                for s in self.slots.iter().filter(|s| s.open.is_some() && s.welcomed) {
+                    consider(s.last_message + limit);
+                }
+            }
+            ConnectivityState::Idle | ConnectivityState::Shutdown => {}
+        }
+        next
+    }
+
+    /// Advance to `now`. If the deadline was missed by more than the late-timer threshold
+    /// (the page was asleep), nothing is declared dead: the connection is checked first.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(due) = self.poll_timeout() else {
+            return;
+        };
+        if now < due {
+            return;
+        }
+        if now - due > self.config.late_timer_threshold {
+            match self.state {
+                ConnectivityState::Ready => return self.recheck(now),
+                ConnectivityState::Connecting => {
+                    self.connect_deadline = Some(now + self.config.keepalive_timeout);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        match self.state {
+            ConnectivityState::TransientFailure => {
+                if self.retry_at.is_some_and(|t| now >= t) {
+                    self.start_attempt(now);
+                }
+            }
+            ConnectivityState::Connecting => {
+                if self.connect_deadline.is_some_and(|t| now >= t) {
+                    self.fail(now, LossReason::ConnectTimeout);
+                }
+            }
+            ConnectivityState::Ready => {
+                if let Some(h) = self.heartbeat {
+                    if now >= h.sent_at + self.config.keepalive_timeout {
+                        self.stats.heartbeats_missed += 1;
+                        return self.fail(now, LossReason::HeartbeatTimeout);
+                    }
+                } else if self.keepalive_active() && now >= self.last_received + self.keepalive_time
+                {
+                    self.send_heartbeat(now);
+                }
+                let limit = self.silence_limit();
+                if self
+                    .slots
+                    .iter()
+                    .any(|s| s.open.is_some() && s.welcomed && now >= s.last_message + limit)
+                {
+                    self.fail(now, LossReason::StreamSilent);
+                }
+            }
+            ConnectivityState::Idle | ConnectivityState::Shutdown => {}
+        }
+    }
+
+    /// Checks the connection now instead of trusting old deadlines: every "dead" deadline
+    /// moves to `now + Timeout`, and a heartbeat goes out if none is in flight.
+    fn recheck(&mut self, now: Instant) {
+        let timeout = self.config.keepalive_timeout;
+        let floor = now + timeout;
+        let limit = self.silence_limit();
+        for s in &mut self.slots {
+            // last_message + limit >= now + timeout
+            let min_last = Instant::from_origin((floor.since_origin()).saturating_sub(limit));
+            s.last_message = s.last_message.max(min_last);
+        }
+        match &mut self.heartbeat {
+            Some(h) => h.sent_at = h.sent_at.max(now),
+            None => self.send_heartbeat(now),
+        }
+    }
+
+    // ---- internals --------------------------------------------------------------------
+
+    fn send_heartbeat(&mut self, now: Instant) {
+        let seq = self.next_heartbeat;
+        self.next_heartbeat += 1;
+        self.heartbeat = Some(Outstanding { seq, sent_at: now });
+        self.stats.heartbeats_sent += 1;
+        self.actions.push_back(Action::SendHeartbeat { seq });
+    }
+
+    fn index(&self, stream: StreamId) -> Option<usize> {
+        let i = stream.0 as usize;
+        (i < self.slots.len()).then_some(i)
+    }
+
+    fn slot(&self, stream: StreamId) -> Option<&Slot> {
+        self.slots.get(stream.0 as usize)
+    }
+
+    fn set_state(&mut self, now: Instant, to: ConnectivityState) {
+        if self.state != to {
+            let from = self.state;
+            self.state = to;
+            self.state_since = now;
+            self.events.push_back(Event::StateChanged { from, to });
+        }
+    }
+
+    fn open(&mut self, now: Instant, stream: StreamId) {
+        let Some(i) = self.index(stream) else { return };
+        let call = CallId(self.next_call);
+        self.next_call += 1;
+        let slot = &mut self.slots[i];
+        debug_assert!(slot.open.is_none(), "two calls for one stream");
+        slot.open = Some(call);
+        slot.welcomed = false;
+        slot.last_message = now;
+        slot.resuming = slot.cursor.resume_after().is_some();
+        self.actions.push_back(Action::OpenStream {
+            stream,
+            call,
+            resume_after: slot.cursor.resume_after(),
+            resume_token: slot.cursor.token().map(str::to_owned),
+            log_id: slot.cursor.log_id().map(str::to_owned),
+        });
+    }
+
+    fn start_attempt(&mut self, now: Instant) {
+        if self.ever_ready && self.state == ConnectivityState::TransientFailure {
+            self.stats.reconnects += 1;
+        }
+        self.retry_at = None;
+        self.connect_deadline = Some(now + self.config.backoff.min_connect_timeout);
+        self.set_state(now, ConnectivityState::Connecting);
+        let wanted: Vec<StreamId> = self
+            .slots
+            .iter()
+            .filter(|s| s.wanted && s.open.is_none())
+            .map(|s| s.id)
+            .collect();
+        if wanted.is_empty() {
+            // Nothing to subscribe to: probe the server with a heartbeat.
+            if self.heartbeat.is_none() {
+                self.send_heartbeat(now);
+            }
+        }
+        for id in wanted {
+            self.open(now, id);
+        }
+    }
+
+    fn abort_all(&mut self) {
+        for s in &mut self.slots {
+            if let Some(call) = s.open.take() {
+                self.actions
+                    .push_back(Action::AbortStream { stream: s.id, call });
+            }
+        }
+        if let Some(h) = self.heartbeat.take() {
+            self.actions
+                .push_back(Action::AbortHeartbeat { seq: h.seq });
+        }
+    }
+
+    fn fail(&mut self, now: Instant, reason: LossReason) {
+        if !matches!(
+            self.state,
+            ConnectivityState::Ready | ConnectivityState::Connecting
+        ) {
+            return;
+        }
+        self.abort_all();
+        let delay = self.backoff.next_delay(self.rng.sample());
+        self.retry_at = Some(now + delay);
+        self.connect_deadline = None;
+        self.set_state(now, ConnectivityState::TransientFailure);
+        self.events.push_back(Event::ConnectionLost {
+            reason,
+            retry_in: delay,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;
