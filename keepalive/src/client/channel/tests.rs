@@ -511,7 +511,8 @@ impl Sim {
             let c = self.calls.get_mut(&id).expect("call");
             if !c.welcomed {
                 c.welcomed = true;
-                c.cursor = c.resume_after.unwrap_or(self.head);
+                // Replays overlap by two events (at-least-once): the client must drop them.
+                c.cursor = c.resume_after.map_or(self.head, |r| r.saturating_sub(2));
                 c.last_sent = now;
                 let next = c.cursor + 1;
                 self.last_byte = now;
