@@ -7,6 +7,10 @@
 //! [`ConfigError`]: one line, exit code 2.
 
 use crate::conn::ConnSettings;
+use crate::service::ServiceSettings;
+use crate::service::settings::{
+    DEFAULT_MAX_SESSIONS, DEFAULT_REPLAY_CAPACITY, DEFAULT_STREAM_HEARTBEAT_INTERVAL, Secret,
+};
 use clap::Parser;
 use keepalive::enforcement::{DEFAULT_MAX_PING_STRIKES, DEFAULT_MIN_TIME};
 use keepalive::server::{DEFAULT_KEEPALIVE_TIME, DEFAULT_KEEPALIVE_TIMEOUT, MIN_KEEPALIVE_TIME};
@@ -95,6 +99,30 @@ pub struct Cli {
     /// Allow browsers from this origin (repeatable; `*` for any). None: same-origin only.
     #[arg(long, value_name = "ORIGIN")]
     pub cors_allow_origin: Vec<String>,
+    /// A quiet Subscribe stream gets a StreamHeartbeat this often [default: 15s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub stream_heartbeat_interval: Option<Duration>,
+    /// Subscribe streams older than this (±10%) end with GoAway max_stream_age [default: off].
+    #[arg(long, value_name = "DUR|off", value_parser = parse_knob)]
+    pub max_stream_age: Option<Knob>,
+    /// Most sessions open at once [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub max_sessions: Option<usize>,
+    /// Events kept for replay to resuming subscribers [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub replay_capacity: Option<usize>,
+    /// Keep the event log in this file (append-only) so restarts continue it [default: memory only].
+    #[arg(long, value_name = "FILE")]
+    pub event_log: Option<PathBuf>,
+    /// Publish a "tick N" event this often [default: off].
+    #[arg(long, value_name = "DUR|off", value_parser = parse_knob)]
+    pub tick_interval: Option<Knob>,
+    /// Enable the Chaos call (fault injection); needs --chaos-token [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub chaos: Option<bool>,
+    /// The token Chaos calls must present.
+    #[arg(long, value_name = "TOKEN")]
+    pub chaos_token: Option<String>,
 }
 
 /// The TOML file: the same settings, as strings where the flag takes a duration.
@@ -112,6 +140,14 @@ struct FileConfig {
     max_ping_strikes: Option<u32>,
     shutdown_grace: Option<String>,
     cors_allow_origin: Option<Vec<String>>,
+    stream_heartbeat_interval: Option<String>,
+    max_stream_age: Option<String>,
+    max_sessions: Option<usize>,
+    replay_capacity: Option<usize>,
+    event_log: Option<PathBuf>,
+    tick_interval: Option<String>,
+    chaos: Option<bool>,
+    chaos_token: Option<String>,
 }
 
 /// The effective configuration.
@@ -123,6 +159,8 @@ pub struct Config {
     pub conn: ConnSettings,
     /// Allowed CORS origins.
     pub cors_allow_origin: Vec<String>,
+    /// Settings of the keepalive.v1 service.
+    pub service: ServiceSettings,
     /// Things worth a warning once logging is up (e.g. a keepalive time raised to 1s).
     pub warnings: Vec<String>,
 }
@@ -248,6 +286,36 @@ impl Config {
             validate_origin(origin)?;
         }
 
+        let service = ServiceSettings {
+            stream_heartbeat_interval: cli
+                .stream_heartbeat_interval
+                .or(from_file(
+                    "stream_heartbeat_interval",
+                    &file.stream_heartbeat_interval,
+                )?)
+                .unwrap_or(DEFAULT_STREAM_HEARTBEAT_INTERVAL),
+            max_stream_age: cli
+                .max_stream_age
+                .or(knob_from_file("max_stream_age", &file.max_stream_age)?)
+                .and_then(|k| k.0),
+            max_sessions: cli
+                .max_sessions
+                .or(file.max_sessions)
+                .unwrap_or(DEFAULT_MAX_SESSIONS),
+            replay_capacity: cli
+                .replay_capacity
+                .or(file.replay_capacity)
+                .unwrap_or(DEFAULT_REPLAY_CAPACITY),
+            event_log: cli.event_log.or(file.event_log),
+            tick_interval: cli
+                .tick_interval
+                .or(knob_from_file("tick_interval", &file.tick_interval)?)
+                .and_then(|k| k.0),
+            chaos: cli.chaos.or(file.chaos).unwrap_or(false),
+            chaos_token: cli.chaos_token.or(file.chaos_token).map(Secret),
+        };
+        validate_service(&service)?;
+
         Ok(Config {
             listen,
             conn: ConnSettings {
@@ -266,9 +334,37 @@ impl Config {
                 shutdown_grace,
             },
             cors_allow_origin,
+            service,
             warnings,
         })
     }
+}
+
+fn validate_service(s: &ServiceSettings) -> Result<(), ConfigError> {
+    for (name, d) in [
+        (
+            "--stream-heartbeat-interval",
+            Some(s.stream_heartbeat_interval),
+        ),
+        ("--max-stream-age", s.max_stream_age),
+        ("--tick-interval", s.tick_interval),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError(format!("{name} must be more than 0")));
+        }
+    }
+    for (name, n) in [
+        ("--max-sessions", s.max_sessions),
+        ("--replay-capacity", s.replay_capacity),
+    ] {
+        if n == 0 {
+            return Err(ConfigError(format!("{name} must be at least 1")));
+        }
+    }
+    if s.chaos && s.chaos_token.as_ref().is_none_or(|t| t.0.is_empty()) {
+        return Err(ConfigError("--chaos needs --chaos-token".into()));
+    }
+    Ok(())
 }
 
 /// What parsing the command line led to, when it is not a configuration.
@@ -384,6 +480,41 @@ mod tests {
     }
 
     #[test]
+    fn service_flags() {
+        let c = parse(&[]).expect("defaults");
+        assert_eq!(c.service, ServiceSettings::default());
+        let c = parse(&[
+            "--stream-heartbeat-interval",
+            "300ms",
+            "--max-stream-age",
+            "1m",
+            "--max-sessions",
+            "5",
+            "--replay-capacity",
+            "7",
+            "--event-log",
+            "/tmp/x.log",
+            "--tick-interval",
+            "off",
+            "--chaos",
+            "--chaos-token",
+            "t",
+        ])
+        .expect("valid");
+        let s = c.service;
+        assert_eq!(s.stream_heartbeat_interval, Duration::from_millis(300));
+        assert_eq!(s.max_stream_age, Some(Duration::from_secs(60)));
+        assert_eq!((s.max_sessions, s.replay_capacity), (5, 7));
+        assert_eq!(s.event_log, Some(PathBuf::from("/tmp/x.log")));
+        assert_eq!(s.tick_interval, None);
+        assert!(s.chaos);
+        assert!(
+            !format!("{s:?}").contains("\"t\""),
+            "token must not be printed"
+        );
+    }
+
+    #[test]
     fn keepalive_time_floor() {
         let c = parse(&["--keepalive-time", "10ms"]).expect("valid");
         assert_eq!(c.conn.params.keepalive_time, Some(Duration::from_secs(1)));
@@ -401,6 +532,9 @@ mod tests {
             ),
             (&["--listen", "nowhere"], "invalid listen address"),
             (&["--cors-allow-origin", "localhost"], "invalid CORS origin"),
+            (&["--chaos"], "--chaos needs --chaos-token"),
+            (&["--replay-capacity", "0"], "at least 1"),
+            (&["--stream-heartbeat-interval", "0s"], "more than 0"),
         ] {
             let e = parse(args).expect_err("must fail");
             assert!(e.contains(needle), "{e}");
@@ -415,13 +549,17 @@ mod tests {
         let path = dir.join("c.toml");
         std::fs::write(
             &path,
-            "keepalive_time = \"30s\"\nmax_connection_idle = \"off\"\nmax_ping_strikes = 5\n",
+            "keepalive_time = \"30s\"\nmax_connection_idle = \"off\"\nmax_ping_strikes = 5\n\
+             tick_interval = \"2s\"\nchaos = true\nchaos_token = \"tok\"\nreplay_capacity = 3\n",
         )
         .expect("write");
         let p = path.to_str().expect("utf8");
         let c = parse(&["--config", p, "--max-ping-strikes", "7"]).expect("valid");
         assert_eq!(c.conn.params.keepalive_time, Some(Duration::from_secs(30)));
         assert_eq!(c.conn.policy.max_ping_strikes, 7);
+        assert_eq!(c.service.tick_interval, Some(Duration::from_secs(2)));
+        assert_eq!(c.service.replay_capacity, 3);
+        assert!(c.service.chaos);
 
         std::fs::write(&path, "keepalive_time = \"30s\"\nbogus = 1\n").expect("write");
         let e = parse(&["--config", p]).expect_err("unknown key");

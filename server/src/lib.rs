@@ -17,6 +17,10 @@
 //!   - [`conn::io`]: the socket wrapper hyper reads and writes through;
 //!   - [`conn::shared`]: state shared by the task, the socket wrapper and the streams;
 //!   - [`conn::streams`]: active-stream counting at the service boundary.
+//!   - [`conn::stall`]: chaos STALL at the socket.
+//! - [`service`]: `keepalive.v1.Keepalive` — sessions, heartbeats judged like PINGs, the
+//!   resumable event feed over an event log, publishing, stats, chaos.
+//! - [`faults`]: server-wide fault injection state (chaos).
 //! - [`stats`]: counters for the dashboard and `/metrics`.
 //! - [`clock`]: tokio time ↔ core time.
 //! - [`Server`]: bind, accept, graceful stop.
@@ -24,13 +28,18 @@
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod faults;
 pub mod routes;
+pub mod service;
 pub mod stats;
 
 pub use config::{Config, ConfigError};
 
 use clock::Clock;
 use conn::{ConnContext, ConnSettings};
+use faults::Faults;
+use service::KeepaliveService;
+use service::log::EventLog;
 use stats::Stats;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,11 +56,14 @@ pub struct Server {
     listener: TcpListener,
     config: Config,
     stats: Arc<Stats>,
+    log: Arc<dyn EventLog>,
 }
 
 impl Server {
-    /// Binds the listen address; a port in use is a [`ConfigError`].
+    /// Opens the event log and binds the listen address; an unusable event log file or a
+    /// port in use is a [`ConfigError`].
     pub async fn bind(config: Config) -> Result<Self, ConfigError> {
+        let log = service::open_log(&config.service).map_err(|e| ConfigError(e.0))?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| ConfigError(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -59,6 +71,7 @@ impl Server {
             listener,
             config,
             stats: Arc::new(Stats::default()),
+            log,
         })
     }
 
@@ -79,18 +92,34 @@ impl Server {
             listener,
             config,
             stats,
+            log,
         } = self;
         let (health, health_service) = tonic_health::server::health_reporter();
-        let routes =
-            routes::build(health_service, &config.cors_allow_origin).map_err(ConfigError)?;
         let (stop_tx, stop_rx) = watch::channel(false);
+        let faults = Arc::new(Faults::default());
+        let clock = Clock::start();
         let settings: ConnSettings = config.conn;
+        let keepalive = KeepaliveService::new(
+            config.service.clone(),
+            settings.policy,
+            log,
+            service::ServerParts {
+                stats: stats.clone(),
+                faults: faults.clone(),
+                clock,
+                shutdown: stop_rx.clone(),
+            },
+        );
+        keepalive.start_ticker();
+        let routes = routes::build(health_service, keepalive, &config.cors_allow_origin)
+            .map_err(ConfigError)?;
         let ctx = ConnContext {
             routes,
             stats: stats.clone(),
-            clock: Clock::start(),
+            clock,
             settings,
             shutdown: stop_rx,
+            faults: faults.clone(),
         };
         let addr = listener
             .local_addr()
@@ -106,6 +135,19 @@ impl Server {
             max_ping_strikes = settings.policy.max_ping_strikes,
             "keepalive settings"
         );
+        let svc = &config.service;
+        tracing::info!(
+            stream_heartbeat_interval = ?svc.stream_heartbeat_interval,
+            max_stream_age = ?svc.max_stream_age,
+            max_sessions = svc.max_sessions,
+            replay_capacity = svc.replay_capacity,
+            event_log = ?svc.event_log,
+            tick_interval = ?svc.tick_interval,
+            "service settings"
+        );
+        if svc.chaos {
+            tracing::warn!("chaos enabled: the Chaos call can break connections on purpose");
+        }
         tracing::info!("listening on {addr}");
 
         let mut tasks = JoinSet::new();
@@ -114,6 +156,9 @@ impl Server {
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
+                    Ok((sock, peer)) if faults.refusing(tokio::time::Instant::now()) => {
+                        refuse(sock, peer, &stats);
+                    }
                     Ok((sock, peer)) => {
                         let _ = sock.set_nodelay(true);
                         next_id += 1;
@@ -155,6 +200,15 @@ impl Server {
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// Chaos REFUSE_CONNECTIONS: reset the connection at once (SO_LINGER 0, then close), as a
+/// restarting server's kernel would.
+fn refuse(sock: tokio::net::TcpStream, peer: SocketAddr, stats: &Stats) {
+    let _ = socket2::SockRef::from(&sock).set_linger(Some(Duration::ZERO));
+    drop(sock);
+    Stats::inc(&stats.connections_refused_chaos);
+    tracing::warn!(%peer, "connection refused (chaos)");
 }
 
 /// Completes on SIGTERM or SIGINT.

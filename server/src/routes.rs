@@ -6,6 +6,7 @@
 //! into gRPC), then tonic's routes.
 
 use crate::conn::streams::Routes;
+use crate::service::KeepaliveService;
 use http::{HeaderName, HeaderValue, Method};
 use std::time::Duration;
 use tonic_health::pb::health_server::{Health, HealthServer};
@@ -15,17 +16,21 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 /// cannot see why a call failed.
 pub const EXPOSED_HEADERS: [&str; 3] = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
 
-/// Builds the routes: health, reflection, and everything behind gRPC-web and CORS.
+/// Builds the routes: health, reflection, the keepalive service, and everything behind
+/// gRPC-web and CORS.
 pub fn build(
     health: HealthServer<impl Health>,
+    keepalive: KeepaliveService,
     cors_allow_origin: &[String],
 ) -> Result<Routes, String> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| format!("reflection: {e}"))?;
     let routes = tonic::service::Routes::new(health)
         .add_service(reflection)
+        .add_service(keepalive.into_server())
         .prepare();
     let stack = tower::ServiceBuilder::new()
         .option_layer(cors(cors_allow_origin)?)

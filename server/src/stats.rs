@@ -1,7 +1,9 @@
-//! Counters of connection events, kept for the dashboard's stats call and `/metrics`.
+//! Counters of connection and service events, kept for the dashboard's stats call and
+//! `/metrics`.
 //!
 //! Plain relaxed atomics: each event costs one uncontended increment, and readers only
-//! need a consistent-enough snapshot.
+//! need a consistent-enough snapshot. Names are snake_case because they become metric
+//! names as they are; those starting with `open_` are gauges, every other one only grows.
 
 use keepalive::{CloseReason, DrainReason};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -18,6 +20,11 @@ macro_rules! counters {
             /// Every counter with its name, for the stats call and `/metrics`.
             pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
                 vec![$( (stringify!($name), self.$name.load(Relaxed)), )*]
+            }
+
+            /// Whether `name` is a gauge (a current value) rather than a monotonic counter.
+            pub fn is_gauge(name: &str) -> bool {
+                name.starts_with(GAUGE_PREFIX)
             }
         }
     };
@@ -56,7 +63,48 @@ counters! {
     closed_max_age_grace,
     /// Connections closed when the shutdown grace ran out.
     closed_shutdown_grace,
+    /// Connections closed by chaos DROP_CONNECTIONS.
+    closed_chaos_drop,
+    /// Graceful GOAWAYs (or HTTP/1.1 closes) for chaos GOAWAY.
+    goaway_chaos,
+    /// Connections reset at accept by chaos REFUSE_CONNECTIONS.
+    connections_refused_chaos,
+    /// Chaos calls that were carried out.
+    chaos_actions,
+    /// Sessions opened.
+    sessions_opened,
+    /// Sessions dropped after being idle too long.
+    sessions_expired,
+    /// Heartbeat calls judged (known session, not rejected by chaos).
+    heartbeats,
+    /// Heartbeats that were a strike (too soon), including the refused ones.
+    heartbeat_strikes,
+    /// Heartbeats refused with RESOURCE_EXHAUSTED `too_many_pings`.
+    heartbeats_too_many_pings,
+    /// Heartbeats refused with UNAVAILABLE by chaos REJECT_HEARTBEATS.
+    heartbeats_rejected_chaos,
+    /// Subscriptions started.
+    subscriptions,
+    /// Subscriptions that resumed (with an `after_sequence` or a resume token).
+    resumes,
+    /// Subscriptions open now.
+    open_subscriptions,
+    /// Gap messages sent.
+    gaps_sent,
+    /// Events appended to the log (publishes and ticks, duplicates not counted).
+    events_published,
+    /// Publishes answered from the idempotency memory (`duplicate = true`).
+    publish_duplicates,
+    /// Events delivered to subscriptions.
+    events_delivered,
+    /// StreamHeartbeat messages sent.
+    stream_heartbeats_sent,
+    /// GoAway messages sent on subscriptions (max stream age, shutdown, chaos).
+    goaways_sent,
 }
+
+/// Names of gauges start with this.
+pub const GAUGE_PREFIX: &str = "open_";
 
 impl Stats {
     /// Adds one to `counter`.

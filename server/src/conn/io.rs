@@ -4,9 +4,14 @@
 //! frames (keepalive PINGs) while h2 is idle and does the final lingering close. All
 //! writes, h2's and ours, go through the one [`Outgoing`](super::outgoing::Outgoing)
 //! buffer under the connection lock, so frames never interleave.
+//!
+//! Every read, write and flush first asks a [`StallGate`] (chaos STALL: the socket goes
+//! quiet in both directions without closing).
 
 use super::incoming::Incoming;
 use super::shared::ConnShared;
+use super::stall::StallGate;
+use crate::faults::Faults;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,15 +27,19 @@ pub struct ObservedIo {
     sock: Arc<TcpStream>,
     shared: Arc<ConnShared>,
     incoming: Incoming,
+    read_gate: StallGate,
+    write_gate: StallGate,
 }
 
 impl ObservedIo {
-    /// Wraps `sock`.
-    pub fn new(sock: Arc<TcpStream>, shared: Arc<ConnShared>) -> Self {
+    /// Wraps `sock`; `faults` holds the stall window.
+    pub fn new(sock: Arc<TcpStream>, shared: Arc<ConnShared>, faults: Arc<Faults>) -> Self {
         ObservedIo {
             sock,
             shared,
             incoming: Incoming::default(),
+            read_gate: StallGate::new(faults.clone()),
+            write_gate: StallGate::new(faults),
         }
     }
 }
@@ -42,6 +51,7 @@ impl AsyncRead for ObservedIo {
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        ready!(this.read_gate.poll_open(cx));
         loop {
             if this.incoming.has_ready() {
                 let n = this.incoming.take(out.initialize_unfilled());
@@ -73,6 +83,7 @@ impl AsyncWrite for ObservedIo {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        ready!(this.write_gate.poll_open(cx));
         loop {
             {
                 let mut guard = this.shared.lock();
@@ -94,6 +105,7 @@ impl AsyncWrite for ObservedIo {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        ready!(this.write_gate.poll_open(cx));
         loop {
             {
                 let mut st = this.shared.lock();

@@ -8,15 +8,24 @@
 //! HTTP/2 goes through the frame observer ([`io::ObservedIo`]); HTTP/1.1 has no frames to
 //! observe, so idle and age simply close it at its next idle moment (hyper's graceful
 //! shutdown: the request in flight finishes first).
+//!
+//! Chaos faults ([`crate::faults`]) reach the task here too: DROP_CONNECTIONS ends it at
+//! once (the socket is closed without GOAWAY, logged as `reason="chaos_drop"`), GOAWAY
+//! starts the same graceful drain as a shutdown but with the debug data `chaos` (the
+//! keepalive core knows only max-idle, max-age and shutdown drains; the task maps its own
+//! chaos drain onto the core's shutdown drain without a grace, and relabels it), and STALL
+//! holds back the task's own writes (keepalive PINGs) like the socket wrappers hold h2's.
 
 pub mod frame;
 pub mod incoming;
 pub mod io;
 pub mod outgoing;
 pub mod shared;
+pub mod stall;
 pub mod streams;
 
 use crate::clock::Clock;
+use crate::faults::{self, Faults};
 use crate::stats::Stats;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -37,6 +46,8 @@ use tokio::sync::watch;
 const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the lingering close after GOAWAY `too_many_pings` waits for the client.
 const LINGER: Duration = Duration::from_secs(1);
+/// GOAWAY debug data (and log reason) of a drain started by chaos GOAWAY.
+pub const CHAOS_DRAIN: &str = "chaos";
 
 /// Keepalive settings every connection gets.
 #[derive(Clone, Copy, Debug)]
@@ -62,10 +73,18 @@ pub struct ConnContext {
     pub settings: ConnSettings,
     /// Becomes `true` when the server stops.
     pub shutdown: watch::Receiver<bool>,
+    /// Chaos faults.
+    pub faults: Arc<Faults>,
 }
 
 /// Serves one accepted connection until it ends.
 pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnContext) {
+    let mut signals = Signals {
+        shutdown: ctx.shutdown.clone(),
+        drop: ctx.faults.subscribe_drop(),
+        goaway: ctx.faults.subscribe_goaway(),
+        faults: ctx.faults.clone(),
+    };
     let proto = tokio::select! {
         p = tokio::time::timeout(FIRST_BYTES_TIMEOUT, sniff(&sock)) => match p {
             Ok(Ok(Some(proto))) => proto,
@@ -80,6 +99,7 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
             }
         },
         _ = ctx.shutdown.wait_for(|stop| *stop) => return,
+        () = faults::changed(&mut signals.drop) => return,
     };
     let stats = ctx.stats.clone();
     let (accepted, open) = match proto {
@@ -109,7 +129,11 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
     let ending = match proto {
         Proto::H2 => {
             let sock = Arc::new(sock);
-            let io = TokioIo::new(io::ObservedIo::new(sock.clone(), shared.clone()));
+            let io = TokioIo::new(io::ObservedIo::new(
+                sock.clone(),
+                shared.clone(),
+                ctx.faults.clone(),
+            ));
             let ending = {
                 let conn = pin!(
                     http2::Builder::new(TokioExecutor::new())
@@ -121,7 +145,7 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
                     |c| c.graceful_shutdown(),
                     &shared,
                     Some(&sock),
-                    ctx.shutdown,
+                    signals,
                     grace,
                 )
                 .await
@@ -135,14 +159,17 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
             let conn = pin!(
                 http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .serve_connection(TokioIo::new(sock), service)
+                    .serve_connection(
+                        TokioIo::new(stall::StallIo::new(sock, ctx.faults.clone())),
+                        service
+                    )
             );
             drive(
                 conn,
                 |c| c.graceful_shutdown(),
                 &shared,
                 None,
-                ctx.shutdown,
+                signals,
                 grace,
             )
             .await
@@ -159,7 +186,24 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
             }
             tracing::info!(conn = id, %peer, proto = proto.as_str(), reason = reason.as_str(), "connection closed")
         }
+        Ending::ChaosDrop => {
+            Stats::inc(&stats.closed_chaos_drop);
+            tracing::warn!(conn = id, %peer, proto = proto.as_str(), reason = "chaos_drop", "connection closed")
+        }
     }
+}
+
+/// What a connection task listens to besides its connection.
+#[derive(Debug)]
+struct Signals {
+    /// Becomes `true` when the server stops.
+    shutdown: watch::Receiver<bool>,
+    /// Chaos DROP_CONNECTIONS.
+    drop: watch::Receiver<u64>,
+    /// Chaos GOAWAY.
+    goaway: watch::Receiver<u64>,
+    /// The stall window.
+    faults: Arc<Faults>,
 }
 
 /// How a connection ended.
@@ -169,6 +213,8 @@ enum Ending {
     Finished(&'static str),
     /// The keepalive core closed it.
     Closed(CloseReason),
+    /// Chaos DROP_CONNECTIONS: closed at once, without GOAWAY.
+    ChaosDrop,
 }
 
 /// Reads the first bytes without consuming them: the HTTP/2 preface means HTTP/2 with
@@ -197,7 +243,7 @@ async fn drive<F>(
     graceful: impl Fn(Pin<&mut F>),
     shared: &ConnShared,
     sock: Option<&TcpStream>,
-    mut shutdown: watch::Receiver<bool>,
+    mut signals: Signals,
     grace: Duration,
 ) -> Ending
 where
@@ -205,11 +251,14 @@ where
 {
     let clock = shared.clock;
     let mut stopping = false;
+    // Whether the drain in progress was started by chaos GOAWAY (labelled `chaos`).
+    let mut chaos_drain = false;
     loop {
         let (deadline, unsent) = {
             let st = shared.lock();
             (st.core.poll_timeout(), st.out.pending() > 0)
         };
+        let stalled = signals.faults.stalled_until(tokio::time::Instant::now());
         tokio::select! {
             res = conn.as_mut() => {
                 return Ending::Finished(match res {
@@ -225,14 +274,24 @@ where
                 shared.lock().core.handle_timeout(clock.now());
             }
             _ = shared.notify.notified() => {}
-            _ = writable(sock), if unsent => {
+            _ = writable(sock), if unsent && stalled.is_none() => {
                 if let Some(sock) = sock {
                     let _ = shared.lock().out.send(sock);
                 }
             }
-            _ = shutdown.wait_for(|stop| *stop), if !stopping => {
+            // Our own frames wait out a stall; wake when it ends to send them.
+            _ = sleep_until(stalled), if unsent => {}
+            _ = signals.shutdown.wait_for(|stop| *stop), if !stopping => {
                 stopping = true;
                 shared.lock().core.drain(clock.now(), DrainReason::Shutdown, Some(grace));
+            }
+            () = faults::changed(&mut signals.drop) => return Ending::ChaosDrop,
+            () = faults::changed(&mut signals.goaway) => {
+                let mut st = shared.lock();
+                if st.core.draining().is_none() && st.core.closed().is_none() {
+                    chaos_drain = true;
+                    st.core.drain(clock.now(), DrainReason::Shutdown, None);
+                }
             }
         }
         if shared.lock().out.closing() {
@@ -250,21 +309,33 @@ where
                             &frame::ping(false, frame::KEEPALIVE_PING),
                             &mut shared.judge(&mut st.core),
                         );
-                        let _ = st.out.send(sock);
+                        if signals
+                            .faults
+                            .stalled_until(tokio::time::Instant::now())
+                            .is_none()
+                        {
+                            let _ = st.out.send(sock);
+                        }
                         Stats::inc(&shared.stats.pings_sent);
                         tracing::info!(conn = shared.id, peer = %shared.peer, "PING sent");
                     }
                 }
                 Some(Action::Drain(reason)) => {
-                    Stats::inc(shared.stats.drain(reason));
+                    let label = if chaos_drain {
+                        Stats::inc(&shared.stats.goaway_chaos);
+                        CHAOS_DRAIN
+                    } else {
+                        Stats::inc(shared.stats.drain(reason));
+                        reason.debug_data()
+                    };
                     tracing::info!(
                         conn = shared.id,
                         peer = %shared.peer,
                         proto = shared.proto.as_str(),
-                        reason = reason.debug_data(),
+                        reason = label,
                         "draining"
                     );
-                    shared.lock().out.set_goaway_debug(reason.debug_data());
+                    shared.lock().out.set_goaway_debug(label);
                     graceful(conn.as_mut());
                 }
                 Some(Action::Close(reason)) => return Ending::Closed(reason),

@@ -1,0 +1,292 @@
+//! One Subscribe stream: Welcome, then every event from its start position, in order,
+//! exactly once; StreamHeartbeats when quiet; a GoAway when the server ends it.
+//!
+//! The stream is a task that reads the log by sequence and pushes messages into a small
+//! bounded channel that tonic drains into the response body. Reading by sequence, with
+//! `next` as the only cursor, is what makes delivery exactly-once-in-order: each read
+//! starts right after the last sequence covered, a [`Gap`] covers what the log no longer
+//! holds (the subscriber was too far behind, or resumed too late), and nothing is ever
+//! skipped silently. The channel being bounded is the backpressure: a slow client stalls
+//! its own task, never the log; if it falls further behind than the log holds, it gets a
+//! Gap when it catches up.
+//!
+//! Invariant the client can rely on: after `Welcome { next_sequence: n }`, the stream
+//! covers n, n+1, n+2, … each exactly once and in order, either as an `Event` or inside a
+//! `Gap`; a `GoAway { resume_after: r }` says the stream covered everything up to r.
+
+use super::log::{EventLog, READ_BATCH, now_ms};
+use super::sessions::Session;
+use crate::clock::Clock;
+use crate::faults;
+use crate::stats::Stats;
+use keepalive::jitter::{CONNECTION_JITTER, jittered};
+use proto::v1::subscribe_response::Kind;
+use proto::v1::{Event, Gap, GoAway, StreamHeartbeat, SubscribeResponse, Welcome};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+/// Messages buffered between the stream's task and the response body.
+const BUFFER: usize = 16;
+
+/// GoAway reason: the stream reached `--max-stream-age`.
+pub const REASON_MAX_AGE: &str = "max_stream_age";
+/// GoAway reason: the server is stopping.
+pub const REASON_SHUTDOWN: &str = "shutdown";
+/// GoAway reason: chaos GOAWAY.
+pub const REASON_CHAOS: &str = "chaos";
+
+/// The response stream of Subscribe.
+pub type SubscribeStream = ReceiverStream<Result<SubscribeResponse, Status>>;
+
+/// What every stream shares.
+#[derive(Clone, Debug)]
+pub struct FeedContext {
+    /// The event log.
+    pub log: Arc<dyn EventLog>,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// The server's clock.
+    pub clock: Clock,
+    /// Quiet this long → StreamHeartbeat.
+    pub heartbeat_interval: Duration,
+    /// Streams end at this age (±10%).
+    pub max_stream_age: Option<Duration>,
+    /// Becomes `true` when the server stops.
+    pub shutdown: watch::Receiver<bool>,
+    /// Chaos GOAWAY.
+    pub chaos_goaway: watch::Receiver<u64>,
+}
+
+/// Where a subscription starts: the first sequence it covers.
+///
+/// - no `after`: from the head (only events published from now on);
+/// - `request_log_id` set and not the log's: the client's sequence space is gone, so the
+///   stream starts at 1 of the current log (a Gap follows if 1 is no longer held);
+/// - `after` beyond the head: the log never had that position (it was lost with a
+///   machine crash): treated like a different log, from 1;
+/// - otherwise `after + 1` (a Gap follows if the log no longer holds it).
+pub fn start_position(after: Option<u64>, request_log_id: &str, log_id: &str, head: u64) -> u64 {
+    match after {
+        None => head.saturating_add(1),
+        Some(_) if !request_log_id.is_empty() && request_log_id != log_id => 1,
+        Some(after) if after > head => 1,
+        Some(after) => after.saturating_add(1),
+    }
+}
+
+/// Keeps the subscription counted (session and gauge) while the task lives.
+#[derive(Debug)]
+pub struct StreamGuard {
+    session: Arc<Session>,
+    stats: Arc<Stats>,
+    clock: Clock,
+}
+
+impl StreamGuard {
+    /// Counts a new stream of `session`.
+    pub fn open(session: Arc<Session>, stats: Arc<Stats>, clock: Clock) -> Self {
+        session.stream_opened(clock.now());
+        Stats::inc(&stats.open_subscriptions);
+        StreamGuard {
+            session,
+            stats,
+            clock,
+        }
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.session.stream_closed(self.clock.now());
+        Stats::dec(&self.stats.open_subscriptions);
+    }
+}
+
+/// Starts the stream task: `welcome` first, then everything from `welcome.next_sequence`.
+pub fn spawn(mut ctx: FeedContext, guard: StreamGuard, welcome: Welcome) -> SubscribeStream {
+    // Only a chaos GOAWAY from now on ends this stream, not one from before it began.
+    ctx.chaos_goaway.borrow_and_update();
+    let (tx, rx) = mpsc::channel(BUFFER);
+    let age = ctx
+        .max_stream_age
+        .map(|d| Instant::now() + jittered(d, CONNECTION_JITTER, fastrand::f64()));
+    let feed = Feed {
+        next: welcome.next_sequence,
+        ctx,
+        tx,
+        last_sent_at: Instant::now(),
+        age_deadline: age,
+        guard,
+    };
+    tokio::spawn(feed.run(welcome));
+    ReceiverStream::new(rx)
+}
+
+struct Feed {
+    ctx: FeedContext,
+    tx: mpsc::Sender<Result<SubscribeResponse, Status>>,
+    /// The next sequence to cover.
+    next: u64,
+    last_sent_at: Instant,
+    age_deadline: Option<Instant>,
+    guard: StreamGuard,
+}
+
+/// The stream cannot go on (the client left, or the log failed).
+struct Ended;
+
+impl Feed {
+    async fn run(mut self, welcome: Welcome) {
+        let _ = self.serve(welcome).await;
+    }
+
+    async fn serve(&mut self, welcome: Welcome) -> Result<(), Ended> {
+        self.send(Kind::Welcome(welcome)).await?;
+        let mut head = self.ctx.log.watch_head();
+        loop {
+            head.borrow_and_update();
+            self.catch_up().await?;
+            let heartbeat_at = self.last_sent_at + self.ctx.heartbeat_interval;
+            let mut shutdown = self.ctx.shutdown.clone();
+            let mut chaos = self.ctx.chaos_goaway.clone();
+            tokio::select! {
+                biased;
+                () = self.tx.closed() => return Err(Ended),
+                () = stopping(&mut shutdown) => return self.go_away(REASON_SHUTDOWN).await,
+                () = faults::changed(&mut chaos) => return self.go_away(REASON_CHAOS).await,
+                () = sleep_until(self.age_deadline) => return self.go_away(REASON_MAX_AGE).await,
+                changed = head.changed() => if changed.is_err() {
+                    return Err(Ended);
+                },
+                () = tokio::time::sleep_until(heartbeat_at) => {
+                    let beat = StreamHeartbeat {
+                        server_time_ms: now_ms(),
+                        head_sequence: self.ctx.log.head(),
+                    };
+                    self.send(Kind::Heartbeat(beat)).await?;
+                    Stats::inc(&self.ctx.stats.stream_heartbeats_sent);
+                }
+            }
+        }
+    }
+
+    /// Sends everything the log has from `next` on, batch by batch; a GoAway that became
+    /// due in the meantime is not postponed by a flood of events.
+    async fn catch_up(&mut self) -> Result<(), Ended> {
+        loop {
+            if let Some(reason) = self.due_go_away() {
+                self.go_away(reason).await?;
+                return Err(Ended);
+            }
+            let batch = match self
+                .ctx
+                .log
+                .read_after(self.next.saturating_sub(1), READ_BATCH)
+                .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event log read failed; ending the stream");
+                    let _ = self.tx.send(Err(Status::unavailable(e.to_string()))).await;
+                    return Err(Ended);
+                }
+            };
+            if batch.gap.is_none() && batch.events.is_empty() {
+                return Ok(());
+            }
+            if let Some(gap) = batch.gap {
+                self.send_gap(gap).await?;
+            }
+            for event in batch.events {
+                self.send_event(event).await?;
+            }
+        }
+    }
+
+    fn due_go_away(&self) -> Option<&'static str> {
+        if *self.ctx.shutdown.borrow() {
+            Some(REASON_SHUTDOWN)
+        } else if self.ctx.chaos_goaway.has_changed().unwrap_or(false) {
+            Some(REASON_CHAOS)
+        } else if self.age_deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(REASON_MAX_AGE)
+        } else {
+            None
+        }
+    }
+
+    async fn send_gap(&mut self, gap: Gap) -> Result<(), Ended> {
+        self.next = gap.from_sequence.saturating_add(gap.missed);
+        self.send(Kind::Gap(gap)).await?;
+        Stats::inc(&self.ctx.stats.gaps_sent);
+        Ok(())
+    }
+
+    async fn send_event(&mut self, event: Event) -> Result<(), Ended> {
+        self.next = event.sequence.saturating_add(1);
+        self.send(Kind::Event(event)).await?;
+        Stats::inc(&self.ctx.stats.events_delivered);
+        Ok(())
+    }
+
+    /// Ends the stream on purpose: GoAway with the resume point, then the stream closes OK.
+    async fn go_away(&mut self, reason: &'static str) -> Result<(), Ended> {
+        let resume_after = self.next.saturating_sub(1);
+        let message = GoAway {
+            reason: reason.to_string(),
+            resume_after,
+            resume_token: self.guard.session.resume_token.clone(),
+        };
+        self.send(Kind::GoAway(message)).await?;
+        Stats::inc(&self.ctx.stats.goaways_sent);
+        tracing::debug!(reason, resume_after, "subscription ended with GoAway");
+        Ok(())
+    }
+
+    /// Queues one message (which covers everything before `next`); every message counts
+    /// as data sent for the session's heartbeat judgement and restarts the heartbeat
+    /// interval.
+    async fn send(&mut self, kind: Kind) -> Result<(), Ended> {
+        let message = SubscribeResponse { kind: Some(kind) };
+        self.tx.send(Ok(message)).await.map_err(|_| Ended)?;
+        self.last_sent_at = Instant::now();
+        self.guard.session.sent(self.next.saturating_sub(1));
+        Ok(())
+    }
+}
+
+/// Completes when the server stops (or is gone).
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_positions() {
+        // From the head.
+        assert_eq!(start_position(None, "", "L", 10), 11);
+        assert_eq!(start_position(None, "OLD", "L", 10), 11);
+        // Resume in the same log (named or not).
+        assert_eq!(start_position(Some(4), "L", "L", 10), 5);
+        assert_eq!(start_position(Some(4), "", "L", 10), 5);
+        assert_eq!(start_position(Some(10), "L", "L", 10), 11);
+        // Another log, or a position the log never had: from 1.
+        assert_eq!(start_position(Some(4), "OLD", "L", 10), 1);
+        assert_eq!(start_position(Some(11), "L", "L", 10), 1);
+        assert_eq!(start_position(Some(u64::MAX), "", "L", 10), 1);
+    }
+}

@@ -1,0 +1,45 @@
+//! `--tick-interval`: a built-in publisher, so a feed has traffic without any client.
+//!
+//! The demo and the dashboard need events flowing to show delivery, resume and gaps; the
+//! ticker publishes `tick N` (source `ticker`, N from 1 per process) at a fixed interval
+//! until the server stops. Ticks have no idempotency key.
+
+use super::log::{EventLog, NewEvent};
+use crate::stats::Stats;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
+
+/// The source of ticks.
+pub const SOURCE: &str = "ticker";
+
+/// Publishes a tick every `every` until `shutdown` turns true.
+pub fn spawn(
+    log: Arc<dyn EventLog>,
+    stats: Arc<Stats>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut n = 0u64;
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                _ = interval.tick() => {}
+            }
+            n += 1;
+            let tick = NewEvent {
+                source: SOURCE.to_string(),
+                text: format!("tick {n}"),
+                idempotency_key: None,
+            };
+            match log.append(tick).await {
+                Ok(_) => Stats::inc(&stats.events_published),
+                Err(e) => tracing::warn!(error = %e, "ticker: cannot publish"),
+            }
+        }
+    });
+}
