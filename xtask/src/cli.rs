@@ -23,12 +23,21 @@ COMMANDS:
         (the version in Cargo.lock), wasm-pack, trunk and wasm-opt (npm
         binaryen, into .tools/binaryen). About 11 minutes on a fresh machine.
 
-    test [--no-lint] [-- CARGO_TEST_ARGS...]
-        setup, cargo fmt --check, cargo clippy -D warnings, build the server,
-        cargo test --workspace. Each step is timed; the first failure stops.
+    test [--no-lint] [--no-browser | --browser-only] [-- CARGO_TEST_ARGS...]
+        setup --browser, cargo fmt --check, cargo clippy -D warnings (native
+        and client-wasm on wasm32), build the server, cargo test --workspace,
+        then the browser tests: client-wasm's tests in headless Chromium
+        against a server started for them. Each step is timed; the first
+        failure stops.
         --no-lint: skip fmt and clippy.
-        Arguments after -- go to `cargo test --workspace`.
-        The tests get KEEPALIVE_PYTHON, KEEPALIVE_PEER, KEEPALIVE_SERVER_BIN.
+        --no-browser: skip the browser setup and the browser tests.
+        --browser-only: setup, build the server, browser tests; nothing else.
+        Arguments after -- go to `cargo test --workspace` (with
+        --browser-only: to the wasm `cargo test`, e.g. a test name).
+        The native tests get KEEPALIVE_PYTHON, KEEPALIVE_PEER,
+        KEEPALIVE_SERVER_BIN; the browser tests, at compile time,
+        KEEPALIVE_TEST_SERVER, KEEPALIVE_TEST_CONTROLLER and (when the server
+        has chaos) KEEPALIVE_TEST_CHAOS_TOKEN.
 
     demo [--listen ADDR] [-- SERVER_ARGS...]
         setup, build the release server and run it with demo keepalive values
@@ -101,6 +110,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task> {
             for option in options {
                 match option.as_str() {
                     "--no-lint" => test.no_lint = true,
+                    "--no-browser" => test.no_browser = true,
+                    "--browser-only" => test.browser_only = true,
                     other => bail!("unknown option `{other}` for `cargo xtask test`"),
                 }
             }
@@ -153,6 +164,14 @@ mod tests {
             Some(Task::Test(TestOptions {
                 no_lint: true,
                 cargo_test_args: vec!["-p".into(), "tests".into()],
+                ..TestOptions::default()
+            }))
+        );
+        assert_eq!(
+            parse_str(&["test", "--browser-only"]).ok(),
+            Some(Task::Test(TestOptions {
+                browser_only: true,
+                ..TestOptions::default()
             }))
         );
         assert_eq!(

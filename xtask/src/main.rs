@@ -7,8 +7,10 @@
 //!
 //! - `cargo xtask setup [--browser]`: install the toolchain pieces and the
 //!   Python venv, idempotently.
-//! - `cargo xtask test [--no-lint] [-- ARGS]`: setup, fmt, clippy, build the
-//!   server, `cargo test --workspace`. This is what `.ci/run` runs.
+//! - `cargo xtask test [--no-lint] [--no-browser|--browser-only] [-- ARGS]`:
+//!   setup (with the browser tools), fmt, clippy, build the server,
+//!   `cargo test --workspace`, the browser tests in headless Chromium. This is
+//!   what `.ci/run` runs.
 //! - `cargo xtask demo [--listen ADDR] [-- ARGS]`: run the release server with
 //!   demo keepalive values.
 //! - `cargo xtask help`: usage.
@@ -23,13 +25,22 @@
 //! - [`workspace`]: paths (root, `.tools/`, the venv, the target dir) and `$CARGO`.
 //! - [`setup`]: `cargo xtask setup`, one function per installed thing.
 //! - [`mod@test`]: `cargo xtask test`, timed steps and a summary.
+//! - [`browser`]: the browser test step (server + test controller + wasm tests
+//!   in headless Chromium).
+//! - [`supervisor`]: owns the browser tests' server process (start on a free
+//!   port, restart on the same port, kill, stop, captured log).
+//! - [`controller`]: the test controller, a std-only HTTP endpoint through
+//!   which browser tests kill and restart that server.
 //! - [`demo`]: `cargo xtask demo`.
 
+mod browser;
 mod cli;
 mod cmd;
+mod controller;
 mod demo;
 mod error;
 mod setup;
+mod supervisor;
 mod test;
 mod workspace;
 

@@ -26,7 +26,7 @@ use crate::error::{Error, Result, bail};
 use crate::workspace::Workspace;
 
 /// The wasm target the browser client is built for.
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
+pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// Debian packages for headless browser tests.
 const APT_PACKAGES: &[&str] = &["chromium", "chromium-driver"];
 /// `wasm-bindgen-cli` when `Cargo.lock` has no `wasm-bindgen` yet.
@@ -264,7 +264,7 @@ fn apt_browser() -> Result<()> {
 }
 
 /// The version of `name` in a `Cargo.lock`, if the lock has exactly that package.
-fn locked_version(lock: &str, name: &str) -> Option<String> {
+pub fn locked_version(lock: &str, name: &str) -> Option<String> {
     let wanted = format!("name = \"{name}\"");
     let mut lines = lock.lines().map(str::trim);
     while let Some(line) = lines.next() {
@@ -335,7 +335,19 @@ fn wasm_bindgen_cli(ws: &Workspace) -> Result<()> {
     }
     let version = version.as_deref().unwrap_or(WASM_BINDGEN_FALLBACK);
     // Without --locked: the CLI's lockfile wants a crate this registry lacks.
-    cargo_install(ws, "wasm-bindgen-cli", "wasm-bindgen", version, false)
+    cargo_install(ws, "wasm-bindgen-cli", "wasm-bindgen", version, false)?;
+    // The browser tests run through the test runner the same crate installs.
+    const RUNNER: &str = "wasm-bindgen-test-runner";
+    match first_line(Cmd::new(RUNNER).arg("--version")) {
+        Some(v) if v.split_whitespace().any(|w| w == version) => {
+            report(RUNNER, format_args!("ok ({v})"));
+            Ok(())
+        }
+        other => bail!(
+            "`{RUNNER} --version` gives {other:?}, expected {version}: reinstall with \
+             `cargo install wasm-bindgen-cli --version {version} --force`"
+        ),
+    }
 }
 
 /// `wasm-pack`, pinned.

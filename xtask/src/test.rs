@@ -3,21 +3,25 @@
 //! Steps, in order, each announced with `==> ...` and timed; the first failure
 //! stops the run with a non-zero exit and a message naming the step:
 //!
-//! 1. setup (without the browser toolchain, for now);
-//! 2. `cargo fmt --all -- --check` and
-//!    `cargo clippy --workspace --all-targets -- -D warnings` (skipped with
-//!    `--no-lint`);
+//! 1. setup, with the browser toolchain (the browser tests are part of the run);
+//! 2. `cargo fmt --all -- --check`,
+//!    `cargo clippy --workspace --all-targets -- -D warnings` and the same for
+//!    `client-wasm` on `wasm32-unknown-unknown` (skipped with `--no-lint`);
 //! 3. `cargo build -p server --bin server`, so integration tests can start it;
 //! 4. `cargo test --workspace` (plus any arguments given after `--`), with the
-//!    environment in [`test_env`].
+//!    environment in [`test_env`];
+//! 5. the browser tests ([`crate::browser`]): `client-wasm`'s tests in headless
+//!    Chromium against the real server (skipped with `--no-browser`).
 //!
+//! `--browser-only` runs setup, the server build and the browser tests only.
 //! A summary of the steps and their times closes the run.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::browser;
+use crate::error::{Error, Result, bail};
 use crate::setup::{self, Setup};
 use crate::workspace::Workspace;
 
@@ -26,6 +30,10 @@ use crate::workspace::Workspace;
 pub struct TestOptions {
     /// Skip `cargo fmt --check` and `cargo clippy`.
     pub no_lint: bool,
+    /// Skip the browser toolchain setup and the browser tests.
+    pub no_browser: bool,
+    /// Only the browser tests (with setup and the server build they need).
+    pub browser_only: bool,
     /// Extra arguments for `cargo test --workspace` (after `--`).
     pub cargo_test_args: Vec<OsString>,
 }
@@ -145,7 +153,13 @@ pub fn run(ws: &Workspace, opts: &TestOptions) -> Result<()> {
 }
 
 fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<()> {
-    runner.step("setup", || setup::run(ws, Setup { browser: false }))?;
+    if opts.no_browser && opts.browser_only {
+        bail!("`--no-browser` and `--browser-only` exclude each other");
+    }
+    let browser = !opts.no_browser;
+    let setup = Setup { browser };
+    let setup_name = if browser { "setup --browser" } else { "setup" };
+    runner.step(setup_name, || setup::run(ws, setup))?;
 
     let fmt = ws.cargo().args(["fmt", "--all", "--", "--check"]);
     let clippy = ws.cargo().args([
@@ -156,9 +170,23 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
         "-D",
         "warnings",
     ]);
-    for lint in [fmt, clippy] {
+    // The browser client is mostly wasm-only code: lint it as the browser builds it.
+    let clippy_wasm = ws.cargo().args([
+        "clippy",
+        "-p",
+        "client-wasm",
+        "--target",
+        setup::WASM_TARGET,
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    for lint in [fmt, clippy, clippy_wasm] {
         if opts.no_lint {
             runner.skip(lint.to_string(), "--no-lint");
+        } else if opts.browser_only {
+            runner.skip(lint.to_string(), "--browser-only");
         } else {
             runner.step(lint.to_string(), || lint.run())?;
         }
@@ -170,13 +198,6 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
     runner.step(build.to_string(), || build.run())?;
 
     let target_dir = ws.target_dir();
-    let mut test = ws
-        .cargo()
-        .args(["test", "--workspace"])
-        .args(&opts.cargo_test_args);
-    for (key, value) in test_env(ws, &target_dir) {
-        test = test.env(key, value);
-    }
     // The header names the command without the long environment; `run` echoes it in full.
     let name = format!(
         "cargo test --workspace{}",
@@ -185,7 +206,34 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
             .map(|a| format!(" {}", a.to_string_lossy()))
             .collect::<String>()
     );
-    runner.step(name, || test.run())
+    if opts.browser_only {
+        runner.skip(name, "--browser-only");
+    } else {
+        let mut test = ws
+            .cargo()
+            .args(["test", "--workspace"])
+            .args(&opts.cargo_test_args);
+        for (key, value) in test_env(ws, &target_dir) {
+            test = test.env(key, value);
+        }
+        runner.step(name, || test.run())?;
+    }
+
+    const BROWSER_STEP: &str = "browser tests (client-wasm, headless Chromium)";
+    if browser {
+        // With --browser-only the arguments after `--` go to the wasm `cargo test`.
+        let browser_args: &[OsString] = if opts.browser_only {
+            &opts.cargo_test_args
+        } else {
+            &[]
+        };
+        runner.step(BROWSER_STEP, || {
+            browser::run(ws, &target_dir, browser_args).map(|_times| ())
+        })?;
+    } else {
+        runner.skip(BROWSER_STEP, "--no-browser");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,51 @@
+//! The browser client of the keepalive server: gRPC-web over `fetch`, with grpc-go's
+//! keepalive knobs emulated by messages (see `shared/KEEPALIVE.md` §2).
+//!
+//! The crate builds for `wasm32-unknown-unknown` (the real client) and natively (nearly
+//! empty: everything that needs a browser is behind `#[cfg(target_arch = "wasm32")]`), so
+//! `cargo build --workspace` and `cargo clippy --workspace --all-targets` cover it.
+//!
+//! # Layout
+//!
+//! To be filled in with the client (the keepalive state machine driver):
+//!
+//! - [`open_session`] (wasm32): one `keepalive.v1.Keepalive/OpenSession` call, used by the
+//!   browser smoke test to prove the pipeline wasm → fetch → server → gRPC-web → decoded
+//!   response or status.
+//! - `init_logging` (wasm32, `console.rs`): `tracing` to the browser console.
+//! - `tests/browser.rs`: the browser tests; `tests/support/`: their helpers (server URL,
+//!   chaos token, the xtask test controller that kills and restarts the server).
+//!
+//! # Browser tests
+//!
+//! `cargo xtask test` (or `cargo xtask test --browser-only`) starts the server with CORS
+//! for any origin, a small HTTP test controller that owns the server process, and runs
+//! `cargo test --target wasm32-unknown-unknown -p client-wasm` in headless Chromium. The
+//! tests read, at compile time, `KEEPALIVE_TEST_SERVER` (the server's base URL),
+//! `KEEPALIVE_TEST_CONTROLLER` (the controller's base URL) and, when the server supports
+//! chaos, `KEEPALIVE_TEST_CHAOS_TOKEN`.
+
+#[cfg(target_arch = "wasm32")]
+mod console;
+
+#[cfg(target_arch = "wasm32")]
+pub use console::init_logging;
+
+/// Opens a session on the server at `base_url` (e.g. `http://127.0.0.1:8080`) with one
+/// gRPC-web call, and returns the session id.
+///
+/// A smoke-test helper for now; the real client will own its sessions.
+///
+/// # Errors
+/// The call's gRPC status: a network failure, a CORS refusal or an undecodable response
+/// shows up as a status too (code `UNKNOWN` or `INTERNAL` from tonic-web-wasm-client).
+#[cfg(target_arch = "wasm32")]
+pub async fn open_session(base_url: &str) -> Result<String, tonic::Status> {
+    use proto::v1::OpenSessionRequest;
+    use proto::v1::keepalive_client::KeepaliveClient;
+
+    let transport = tonic_web_wasm_client::Client::new(base_url.to_owned());
+    let mut client = KeepaliveClient::new(transport);
+    let response = client.open_session(OpenSessionRequest {}).await?;
+    Ok(response.into_inner().session_id)
+}
