@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::web::WebConn;
 use common::*;
 use proto::v1::subscribe_response::Kind;
 use proto::v1::{ChaosAction, ChaosRequest, StatsRequest};
@@ -76,6 +77,35 @@ async fn stall_holds_a_heartbeat_without_closing_the_socket() {
     let at = t.elapsed();
     assert!(at >= secs(0.7) && at <= secs(2.0), "answered after {at:?}");
     assert_eq!(srv.log_count("chaos_drop"), 0);
+}
+
+#[tokio::test]
+async fn stall_holds_http1_too() {
+    let srv = chaos_server().await;
+    let mut c = client(&srv).await;
+    let s = open(&mut c).await.session_id;
+    let mut web = WebConn::connect(srv.addr()).await.expect("connect");
+    let hb = |n| proto::v1::HeartbeatRequest {
+        session_id: s.clone(),
+        sequence: n,
+        client_send_time_ms: 0.0,
+    };
+    web.unary::<proto::v1::HeartbeatResponse>("Heartbeat", &hb(1), secs(5.0))
+        .await
+        .expect("before the stall");
+    chaos(&mut c, TOKEN, ChaosAction::Stall, 1000)
+        .await
+        .expect("stall");
+    tokio::time::sleep(secs(0.1)).await;
+    let t = Instant::now();
+    web.send("Heartbeat", &hb(2)).await.expect("send");
+    let e = web
+        .head(secs(0.6))
+        .await
+        .expect_err("no answer during the stall");
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+    assert_eq!(web.head(secs(2.0)).await.expect("answered after it"), 200);
+    assert!(t.elapsed() >= secs(0.7), "{:?}", t.elapsed());
 }
 
 #[tokio::test]

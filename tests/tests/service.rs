@@ -5,9 +5,14 @@
 
 mod common;
 
+use common::web::{WebConn, WebFrame};
 use common::*;
+use prost::Message;
 use proto::v1::subscribe_response::Kind;
-use proto::v1::{Gap, PublishRequest, StatsRequest};
+use proto::v1::{
+    Gap, HeartbeatRequest, HeartbeatResponse, OpenSessionRequest, OpenSessionResponse,
+    PublishRequest, StatsRequest, SubscribeResponse,
+};
 use tests::server::ServerProcess;
 use tokio::time::Instant;
 use tonic::Code;
@@ -465,4 +470,88 @@ async fn ticker_publishes_and_stats_count() {
             .get("events_delivered")
             .is_some_and(|n| *n >= 1)
     );
+}
+
+/// What a page on plain http does: gRPC-web over HTTP/1.1, one keep-alive connection for
+/// the unary calls and one for the stream; each message must arrive when it is sent.
+#[tokio::test]
+async fn grpc_web_over_http1_streams_each_message_at_once() {
+    let srv = ServerProcess::start(&[
+        "--stream-heartbeat-interval",
+        "300ms",
+        "--max-stream-age",
+        "1500ms",
+    ])
+    .await;
+    let mut unary = WebConn::connect(srv.addr()).await.expect("connect");
+    let (open, trailers) = unary
+        .unary::<OpenSessionResponse>("OpenSession", &OpenSessionRequest {}, secs(5.0))
+        .await
+        .expect("OpenSession");
+    assert!(trailers.contains("grpc-status:0"), "{trailers:?}");
+    let session = open.expect("a session").session_id;
+    let hb = HeartbeatRequest {
+        session_id: session.clone(),
+        sequence: 1,
+        client_send_time_ms: 5.5,
+    };
+    let (reply, _) = unary
+        .unary::<HeartbeatResponse>("Heartbeat", &hb, secs(5.0))
+        .await
+        .expect("Heartbeat on the same connection");
+    assert_eq!(reply.map(|r| r.sequence), Some(1));
+
+    let mut stream = WebConn::connect(srv.addr()).await.expect("connect");
+    stream
+        .send("Subscribe", &sub(&session, Some(0), "", ""))
+        .await
+        .expect("send");
+    assert_eq!(stream.head(secs(5.0)).await.expect("head"), 200);
+    let mut next_kind = async || -> Kind {
+        match stream.frame(secs(2.0)).await.expect("frame") {
+            Some(WebFrame::Message(m)) => SubscribeResponse::decode(m.as_slice())
+                .expect("decode")
+                .kind
+                .expect("kind"),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    };
+    assert!(matches!(next_kind().await, Kind::Welcome(_)));
+    let t = Instant::now();
+    assert!(matches!(next_kind().await, Kind::Heartbeat(_)));
+    assert!(t.elapsed() < secs(0.8), "heartbeat after {:?}", t.elapsed());
+    let (published, _) = unary
+        .unary::<proto::v1::PublishResponse>(
+            "Publish",
+            &PublishRequest {
+                session_id: session.clone(),
+                idempotency_key: "web-1".into(),
+                text: "from a page".into(),
+            },
+            secs(5.0),
+        )
+        .await
+        .expect("Publish");
+    assert_eq!(published.map(|p| p.sequence), Some(1));
+    let event = loop {
+        match next_kind().await {
+            Kind::Heartbeat(_) => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(event_seq(&event), 1);
+    let go_away = loop {
+        match next_kind().await {
+            Kind::Heartbeat(_) => continue,
+            other => break other,
+        }
+    };
+    let Kind::GoAway(g) = go_away else {
+        panic!("expected a GoAway, got {go_away:?}")
+    };
+    assert_eq!((g.reason.as_str(), g.resume_after), ("max_stream_age", 1));
+    match stream.frame(secs(2.0)).await.expect("trailers") {
+        Some(WebFrame::Trailers(t)) => assert!(t.contains("grpc-status:0"), "{t:?}"),
+        other => panic!("expected trailers, got {other:?}"),
+    }
 }

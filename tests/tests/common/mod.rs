@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod web;
+
 use proto::v1::keepalive_client::KeepaliveClient;
 use proto::v1::subscribe_response::Kind;
 use proto::v1::{
