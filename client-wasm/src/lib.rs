@@ -7,11 +7,17 @@
 //!
 //! # Layout
 //!
-//! To be filled in with the client (the keepalive state machine driver):
-//!
-//! - [`open_session`] (wasm32): one `keepalive.v1.Keepalive/OpenSession` call, used by the
-//!   browser smoke test to prove the pipeline wasm → fetch → server → gRPC-web → decoded
-//!   response or status.
+//! - [`client`] (wasm32): the Rust API, [`Client`] — keepalive channel, resumable feed
+//!   subscription, publish with A6 retries, server stats, chaos.
+//! - [`js`] (wasm32): the JavaScript API (`KeepaliveClient`) with TypeScript types.
+//! - `driver` (wasm32): runs the sans-IO `keepalive::client::Channel` — the action pump,
+//!   stream and heartbeat calls, sessions, the timer loop.
+//! - [`resumable`] (wasm32): the typed resumable stream ([`Sequenced`],
+//!   [`ResumableMessage`]).
+//! - `status` (wasm32): network failure vs. an answer from the server, by error type.
+//! - `task` (wasm32): wake-up signal, cancellable tasks (cancel = drop = abort the fetch).
+//! - `dom` (wasm32): `online`, `offline`, `visibilitychange`.
+//! - `time` (wasm32): `performance.now()`, `Date.now()`, seeds, random keys.
 //! - `init_logging` (wasm32, `console.rs`): `tracing` to the browser console.
 //! - `tests/browser.rs`: the browser tests; `tests/support/`: their helpers (server URL,
 //!   chaos token, the xtask test controller that kills and restarts the server).
@@ -24,6 +30,31 @@
 //! tests read, at compile time, `KEEPALIVE_TEST_SERVER` (the server's base URL),
 //! `KEEPALIVE_TEST_CONTROLLER` (the controller's base URL) and, when the server supports
 //! chaos, `KEEPALIVE_TEST_CHAOS_TOKEN`.
+
+#[cfg(target_arch = "wasm32")]
+pub mod client;
+#[cfg(target_arch = "wasm32")]
+mod dom;
+#[cfg(target_arch = "wasm32")]
+mod driver;
+#[cfg(target_arch = "wasm32")]
+pub mod js;
+#[cfg(target_arch = "wasm32")]
+pub mod resumable;
+#[cfg(target_arch = "wasm32")]
+mod status;
+#[cfg(target_arch = "wasm32")]
+mod task;
+#[cfg(target_arch = "wasm32")]
+mod time;
+
+#[cfg(target_arch = "wasm32")]
+pub use client::{Client, Options};
+#[cfg(target_arch = "wasm32")]
+pub use driver::{ResumeRequest, Session, StateInfo, Stats};
+pub use keepalive::client::{ClientConfig, ClientEvent, ConnectivityState, RetryPolicy, StreamId};
+#[cfg(target_arch = "wasm32")]
+pub use resumable::{Frame, ResumableMessage, Sequenced};
 
 #[cfg(target_arch = "wasm32")]
 mod console;

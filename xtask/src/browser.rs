@@ -37,11 +37,25 @@ const PACKAGE: &str = "client-wasm";
 ///
 /// Add flags here when a test needs them (short keepalive values, ages, ...): every test
 /// binary shares one server, restarted with the same flags by the controller.
-pub const SERVER_FLAGS: &[&str] = &["--cors-allow-origin", "*"];
+pub const SERVER_FLAGS: &[&str] = &[
+    "--cors-allow-origin",
+    "*",
+    // Short keepalive values so that the tests see everything within seconds.
+    "--stream-heartbeat-interval",
+    "1s",
+    "--min-ping-interval",
+    "100ms",
+    // Every subscription gets a GoAway now and then: resume without backoff, always on.
+    "--max-stream-age",
+    "5s",
+    // Traffic on the feed.
+    "--tick-interval",
+    "500ms",
+];
 
 /// Per-test-binary timeout of wasm-bindgen-test-runner (its default, 20 s, is too short
 /// for tests that wait for keepalive timeouts).
-const TEST_TIMEOUT_SECS: &str = "120";
+const TEST_TIMEOUT_SECS: &str = "300";
 
 /// Wall times of the step's two phases.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +99,11 @@ pub fn run(ws: &Workspace, target_dir: &Path, test_args: &[OsString]) -> Result<
     let chaos = chaos_flags(&server_bin, &token);
     let chaos_token = (!chaos.is_empty()).then_some(token);
     args.extend(chaos);
+    // A file-backed event log, fresh for each run: a restarted server keeps the sequence
+    // space, so a resumed stream can be checked for "nothing lost, nothing twice".
+    let event_log = target_dir.join("browser-tests").join("events.log");
+    let _ = std::fs::remove_file(&event_log);
+    args.extend(["--event-log".to_owned(), event_log.display().to_string()]);
 
     let log_file = target_dir.join("browser-tests").join("server.log");
     let supervisor = Supervisor::new(

@@ -22,4 +22,4 @@ pub use channel::{
 };
 pub use connectivity::ConnectivityState;
 pub use resume::{Delivery, ResumeCursor};
-pub use retry::{RetryDecision, RetryPolicy, RetryState};
+pub use retry::{Failure, RetryDecision, RetryPolicy, RetryState};
