@@ -10,28 +10,20 @@
 
 mod support;
 
-use tonic::Code;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// Calls `OpenSession` and accepts a session id or UNIMPLEMENTED; anything else fails.
-///
-/// TODO(client): once the server implements `keepalive.v1.Keepalive`, require a session id
-/// here (drop the UNIMPLEMENTED arm).
-async fn open_session_reaches_server(url: &str) -> Result<String, String> {
+/// Calls `OpenSession` and requires a session id (128 bits, hex).
+async fn open_session_reaches_server(url: &str) -> String {
     match client_wasm::open_session(url).await {
         Ok(session_id) => {
+            assert_eq!(session_id.len(), 32, "not 128 bits of hex: {session_id:?}");
             assert!(
-                !session_id.is_empty(),
-                "OpenSession answered an empty session id"
+                session_id.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{session_id:?}"
             );
-            Ok(session_id)
-        }
-        // The call went out, reached the server, and its gRPC-web answer (status in the
-        // headers, exposed through CORS) was decoded: the pipeline works.
-        Err(status) if status.code() == Code::Unimplemented => {
-            Err(format!("UNIMPLEMENTED ({})", status.message()))
+            session_id
         }
         Err(status) => panic!(
             "OpenSession on {url} failed: code {:?} ({}), message {:?}",
@@ -46,10 +38,9 @@ async fn open_session_reaches_server(url: &str) -> Result<String, String> {
 async fn open_session_round_trip() {
     client_wasm::init_logging(tracing::Level::DEBUG);
     let url = support::server_up().await;
-    match open_session_reaches_server(url).await {
-        Ok(session_id) => tracing::info!(%session_id, "OpenSession answered"),
-        Err(what) => tracing::warn!("OpenSession not implemented by the server yet: {what}"),
-    }
+    let a = open_session_reaches_server(url).await;
+    let b = open_session_reaches_server(url).await;
+    assert_ne!(a, b, "every session id is new");
 }
 
 #[wasm_bindgen_test]

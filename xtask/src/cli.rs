@@ -44,6 +44,11 @@ COMMANDS:
         on ADDR (default 127.0.0.1:8080). Ctrl-C stops it.
         Arguments after -- are appended to the server's command line.
 
+    client
+        Build the browser client for plain JavaScript: release wasm,
+        wasm-bindgen --target web (ES module + TypeScript types) and
+        wasm-opt -Oz into target/client-wasm/pkg; prints the sizes.
+
     help
         This text.
 ";
@@ -57,6 +62,8 @@ pub enum Task {
     Test(TestOptions),
     /// `cargo xtask demo`.
     Demo(DemoOptions),
+    /// `cargo xtask client`.
+    Client,
     /// `cargo xtask help`, or no arguments.
     Help,
 }
@@ -91,6 +98,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task> {
     };
     match command.as_ref() {
         "help" | "-h" | "--help" => Ok(Task::Help),
+        "client" => {
+            no_passthrough("client")?;
+            if let Some(other) = options.first() {
+                bail!("unknown option `{other}` for `cargo xtask client`");
+            }
+            Ok(Task::Client)
+        }
         "setup" => {
             no_passthrough("setup")?;
             let mut setup = Setup::default();

@@ -20,6 +20,7 @@
 //! - `main.rs`: entry point; runs a [`cli::Task`] and turns an error into a
 //!   message and exit code 1.
 //! - [`cli`]: argument parsing and the usage text.
+//! - [`client`]: `cargo xtask client`, the browser client as a JS package.
 //! - [`cmd`]: [`cmd::Cmd`], run a command, echo it, fail with a clear message.
 //! - [`error`]: the one error type, a message for a person.
 //! - [`workspace`]: paths (root, `.tools/`, the venv, the target dir) and `$CARGO`.
@@ -35,6 +36,7 @@
 
 mod browser;
 mod cli;
+mod client;
 mod cmd;
 mod controller;
 mod demo;
@@ -59,6 +61,7 @@ fn run(task: Task) -> Result<()> {
         Task::Setup(options) => setup::run(&Workspace::locate()?, options),
         Task::Test(options) => test::run(&Workspace::locate()?, &options),
         Task::Demo(options) => demo::run(&Workspace::locate()?, &options),
+        Task::Client => client::run(&Workspace::locate()?),
     }
 }
 
