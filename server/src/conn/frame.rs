@@ -69,34 +69,32 @@ impl FrameHeader {
     }
 }
 
-/// A PING frame (stream 0).
-pub fn ping(ack: bool, payload: [u8; 8]) -> [u8; HEADER_LEN + 8] {
-    let mut f = [0u8; HEADER_LEN + 8];
+/// A whole frame: header and payload (whose length must fit in 24 bits).
+pub fn frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
     let header = FrameHeader {
-        len: 8,
-        kind: PING,
-        flags: if ack { FLAG_ACK } else { 0 },
-        stream_id: 0,
+        len: payload.len() as u32,
+        kind,
+        flags,
+        stream_id,
     };
-    f[..HEADER_LEN].copy_from_slice(&header.encode());
-    f[HEADER_LEN..].copy_from_slice(&payload);
+    let mut f = Vec::with_capacity(header.frame_len());
+    f.extend_from_slice(&header.encode());
+    f.extend_from_slice(payload);
     f
+}
+
+/// A PING frame (stream 0).
+pub fn ping(ack: bool, payload: [u8; 8]) -> Vec<u8> {
+    frame(PING, if ack { FLAG_ACK } else { 0 }, 0, &payload)
 }
 
 /// A GOAWAY frame (stream 0) with optional debug data.
 pub fn goaway(last_stream_id: u32, error_code: u32, debug: &[u8]) -> Vec<u8> {
-    let header = FrameHeader {
-        len: (8 + debug.len()) as u32,
-        kind: GOAWAY,
-        flags: 0,
-        stream_id: 0,
-    };
-    let mut f = Vec::with_capacity(header.frame_len());
-    f.extend_from_slice(&header.encode());
-    f.extend_from_slice(&(last_stream_id & 0x7fff_ffff).to_be_bytes());
-    f.extend_from_slice(&error_code.to_be_bytes());
-    f.extend_from_slice(debug);
-    f
+    let mut payload = Vec::with_capacity(8 + debug.len());
+    payload.extend_from_slice(&(last_stream_id & 0x7fff_ffff).to_be_bytes());
+    payload.extend_from_slice(&error_code.to_be_bytes());
+    payload.extend_from_slice(debug);
+    frame(GOAWAY, 0, 0, &payload)
 }
 
 /// The fields of a GOAWAY payload.

@@ -150,30 +150,17 @@ mod tests {
         }
     }
 
-    fn frame_bytes(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
-        let mut f = FrameHeader {
-            len: payload.len() as u32,
-            kind,
-            flags,
-            stream_id,
-        }
-        .encode()
-        .to_vec();
-        f.extend_from_slice(payload);
-        f
-    }
-
     fn client_stream() -> (Vec<u8>, Vec<u8>) {
         let mut with_ours = frame::PREFACE.to_vec();
         let mut expected = frame::PREFACE.to_vec();
         let parts = [
-            frame_bytes(4, 0, 0, &[]),
-            frame_bytes(frame::HEADERS, 4, 1, b"abc"),
-            frame_bytes(frame::PING, 0, 0, &[2; 8]),
-            frame_bytes(frame::PING, frame::FLAG_ACK, 0, &frame::KEEPALIVE_PING),
-            frame_bytes(frame::DATA, 1, 1, &[0; 40]),
-            frame_bytes(frame::PING, frame::FLAG_ACK, 0, &[9; 8]),
-            frame_bytes(frame::HEADERS, 5, 3, b"x"),
+            frame::frame(4, 0, 0, &[]),
+            frame::frame(frame::HEADERS, 4, 1, b"abc"),
+            frame::frame(frame::PING, 0, 0, &[2; 8]),
+            frame::frame(frame::PING, frame::FLAG_ACK, 0, &frame::KEEPALIVE_PING),
+            frame::frame(frame::DATA, 1, 1, &[0; 40]),
+            frame::frame(frame::PING, frame::FLAG_ACK, 0, &[9; 8]),
+            frame::frame(frame::HEADERS, 5, 3, b"x"),
         ];
         for (i, p) in parts.iter().enumerate() {
             with_ours.extend_from_slice(p);

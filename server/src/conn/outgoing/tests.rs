@@ -38,19 +38,6 @@ impl Sink for Wire {
     }
 }
 
-fn frame_bytes(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
-    let mut f = FrameHeader {
-        len: payload.len() as u32,
-        kind,
-        flags,
-        stream_id,
-    }
-    .encode()
-    .to_vec();
-    f.extend_from_slice(payload);
-    f
-}
-
 /// Splits a byte stream into frames (test-side parser).
 fn frames(mut b: &[u8]) -> Vec<(FrameHeader, Vec<u8>)> {
     let mut v = Vec::new();
@@ -89,11 +76,11 @@ fn run(
 
 fn sample_stream() -> Vec<u8> {
     let mut s = Vec::new();
-    s.extend(frame_bytes(4, 0, 0, &[0; 6])); // SETTINGS
-    s.extend(frame_bytes(frame::HEADERS, 4, 1, b"hpack..."));
-    s.extend(frame_bytes(frame::DATA, 0, 1, &[7; 100]));
-    s.extend(frame_bytes(frame::PING, frame::FLAG_ACK, 0, &[1; 8]));
-    s.extend(frame_bytes(frame::DATA, 1, 1, &[9; 3000]));
+    s.extend(frame::frame(4, 0, 0, &[0; 6])); // SETTINGS
+    s.extend(frame::frame(frame::HEADERS, 4, 1, b"hpack..."));
+    s.extend(frame::frame(frame::DATA, 0, 1, &[7; 100]));
+    s.extend(frame::frame(frame::PING, frame::FLAG_ACK, 0, &[1; 8]));
+    s.extend(frame::frame(frame::DATA, 1, 1, &[9; 3000]));
     s.extend(frame::goaway(1, frame::NO_ERROR, b""));
     s
 }
@@ -153,7 +140,7 @@ fn too_many_pings_goaway_follows_the_ack_and_nothing_after() {
 fn injected_frames_wait_for_a_boundary() {
     let mut o = Outgoing::default();
     let mut judge = Recorder::default();
-    let data = frame_bytes(frame::DATA, 0, 1, &[3; 50]);
+    let data = frame::frame(frame::DATA, 0, 1, &[3; 50]);
     // h2 has written half a frame when we inject.
     assert_eq!(o.accept(&data[..20], &mut judge), 20);
     let ping = frame::ping(false, frame::KEEPALIVE_PING);
