@@ -123,6 +123,9 @@ pub struct Cli {
     /// The token Chaos calls must present.
     #[arg(long, value_name = "TOKEN")]
     pub chaos_token: Option<String>,
+    /// Serve the dashboard's built files from this directory at `/` [default: web/dist if it exists].
+    #[arg(long, value_name = "DIR")]
+    pub web_root: Option<PathBuf>,
 }
 
 /// The TOML file: the same settings, as strings where the flag takes a duration.
@@ -148,6 +151,7 @@ struct FileConfig {
     tick_interval: Option<String>,
     chaos: Option<bool>,
     chaos_token: Option<String>,
+    web_root: Option<PathBuf>,
 }
 
 /// The effective configuration.
@@ -161,6 +165,8 @@ pub struct Config {
     pub cors_allow_origin: Vec<String>,
     /// Settings of the keepalive.v1 service.
     pub service: ServiceSettings,
+    /// Where the dashboard's built files are (served at `/`); `None`: not served.
+    pub web_root: Option<PathBuf>,
     /// Things worth a warning once logging is up (e.g. a keepalive time raised to 1s).
     pub warnings: Vec<String>,
 }
@@ -315,6 +321,10 @@ impl Config {
             chaos_token: cli.chaos_token.or(file.chaos_token).map(Secret),
         };
         validate_service(&service)?;
+        let web_root = cli.web_root.or(file.web_root).or_else(|| {
+            let default = PathBuf::from(crate::static_files::DEFAULT_WEB_ROOT);
+            default.is_dir().then_some(default)
+        });
 
         Ok(Config {
             listen,
@@ -335,6 +345,7 @@ impl Config {
             },
             cors_allow_origin,
             service,
+            web_root,
             warnings,
         })
     }
@@ -540,6 +551,20 @@ mod tests {
             assert!(e.contains(needle), "{e}");
             assert!(!e.contains('\n'), "{e:?}");
         }
+    }
+
+    #[test]
+    fn web_root_from_flag_or_file() {
+        let c = parse(&["--web-root", "/srv/page"]).expect("valid");
+        assert_eq!(c.web_root, Some(PathBuf::from("/srv/page")));
+        let dir = std::env::temp_dir().join(format!("server-web-root-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "web_root = \"page/dist\"\n").expect("write");
+        let p = path.to_str().expect("utf8");
+        let c = parse(&["--config", p]).expect("valid");
+        assert_eq!(c.web_root, Some(PathBuf::from("page/dist")));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! it to (`keepalive.v1.Keepalive/Chaos`, off unless `--chaos`).
 //!
 //! This module only holds the state; each layer acts on it where it lives:
+//! - restart is a flag the accept loop waits for (then the server stops as on SIGTERM);
 //! - drop and GOAWAY are one-shot events for the connections open *now*: a generation
 //!   counter in a [`watch`] that every connection task selects on (a watch never lags or
 //!   overflows, and a task that joins later does not see old events);
@@ -32,6 +33,7 @@ pub struct Faults {
     reject_heartbeats_until: Mutex<Option<Instant>>,
     drop_tx: watch::Sender<u64>,
     goaway_tx: watch::Sender<u64>,
+    restart_tx: watch::Sender<bool>,
 }
 
 impl Default for Faults {
@@ -44,6 +46,7 @@ impl Default for Faults {
             reject_heartbeats_until: Mutex::new(None),
             drop_tx: watch::channel(0).0,
             goaway_tx: watch::channel(0).0,
+            restart_tx: watch::channel(false).0,
         }
     }
 }
@@ -67,6 +70,19 @@ impl Faults {
     /// Changes each time [`goaway`](Self::goaway) is called.
     pub fn subscribe_goaway(&self) -> watch::Receiver<u64> {
         self.goaway_tx.subscribe()
+    }
+
+    /// Asks the server to stop gracefully and exit for a restart (chaos RESTART).
+    pub fn request_restart(&self) {
+        self.restart_tx.send_replace(true);
+    }
+
+    /// Completes once a restart was requested.
+    pub async fn restart_requested(&self) {
+        let mut rx = self.restart_tx.subscribe();
+        if rx.wait_for(|requested| *requested).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Every connection stops reading and writing from `start` for `duration` (a new

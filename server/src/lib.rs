@@ -22,6 +22,7 @@
 //!   resumable event feed over an event log, publishing, stats, chaos.
 //! - [`faults`]: server-wide fault injection state (chaos).
 //! - [`stats`]: counters for the dashboard and `/metrics`.
+//! - [`static_files`]: the dashboard's built page (`--web-root`), served at `/`.
 //! - [`clock`]: tokio time ↔ core time.
 //! - [`Server`]: bind, accept, graceful stop.
 
@@ -31,6 +32,7 @@ pub mod conn;
 pub mod faults;
 pub mod routes;
 pub mod service;
+pub mod static_files;
 pub mod stats;
 
 pub use config::{Config, ConfigError};
@@ -40,6 +42,7 @@ use conn::{ConnContext, ConnSettings};
 use faults::Faults;
 use service::KeepaliveService;
 use service::log::EventLog;
+use static_files::StaticFiles;
 use stats::Stats;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,6 +52,19 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tonic_health::ServingStatus;
+
+/// The exit code of a server that stopped to be restarted (chaos RESTART): `EX_TEMPFAIL`,
+/// "try again". `cargo xtask demo` starts the server again when it exits with it.
+pub const RESTART_EXIT_CODE: u8 = 75;
+
+/// Why [`Server::serve_or_restart`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The shutdown future completed (SIGTERM, SIGINT).
+    Shutdown,
+    /// Chaos RESTART asked for a restart: exit with [`RESTART_EXIT_CODE`].
+    Restart,
+}
 
 /// A bound server, ready to serve.
 #[derive(Debug)]
@@ -88,6 +104,15 @@ impl Server {
     /// Serves until `shutdown` completes, then drains every connection: GOAWAY, in-flight
     /// streams get the shutdown grace, then the rest is closed.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ConfigError> {
+        self.serve_or_restart(shutdown).await.map(drop)
+    }
+
+    /// [`serve`](Self::serve), also ending (with the same drain) when chaos RESTART asks
+    /// for a restart; says which of the two happened.
+    pub async fn serve_or_restart(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Stopped, ConfigError> {
         let Server {
             listener,
             config,
@@ -113,6 +138,7 @@ impl Server {
         keepalive.start_ticker();
         let routes = routes::build(health_service, keepalive, &config.cors_allow_origin)
             .map_err(ConfigError)?;
+        let routes = static_files::wrap(routes, StaticFiles::new(config.web_root.clone()));
         let ctx = ConnContext {
             routes,
             stats: stats.clone(),
@@ -148,11 +174,22 @@ impl Server {
         if svc.chaos {
             tracing::warn!("chaos enabled: the Chaos call can break connections on purpose");
         }
+        match &config.web_root {
+            Some(dir) if dir.join("index.html").is_file() => {
+                tracing::info!("dashboard: http://{addr}/ (files in {})", dir.display());
+            }
+            Some(dir) => tracing::warn!(
+                "dashboard: {} has no index.html; / says how to build it",
+                dir.display()
+            ),
+            None => tracing::info!("dashboard: not built (no --web-root, no web/dist here)"),
+        }
         tracing::info!("listening on {addr}");
 
         let mut tasks = JoinSet::new();
         let mut next_id = 0u64;
         let mut shutdown = std::pin::pin!(shutdown);
+        let mut stopped = Stopped::Shutdown;
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -172,6 +209,11 @@ impl Server {
                 },
                 Some(_) = tasks.join_next() => {}
                 () = &mut shutdown => break,
+                () = faults.restart_requested() => {
+                    tracing::warn!("restart requested (chaos): stopping, then exit code {RESTART_EXIT_CODE}");
+                    stopped = Stopped::Restart;
+                    break;
+                }
             }
         }
 
@@ -198,7 +240,7 @@ impl Server {
             tasks.abort_all();
         }
         tracing::info!("shutdown complete");
-        Ok(())
+        Ok(stopped)
     }
 }
 

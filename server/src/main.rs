@@ -1,7 +1,7 @@
 //! The server binary: `cargo run --release -p server -- [flags]`; `--help` lists them.
 
 use server::config::CliOutcome;
-use server::{Config, Server};
+use server::{Config, Server, Stopped};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -33,8 +33,9 @@ fn main() -> ExitCode {
             Ok(s) => s,
             Err(e) => return fail(&e),
         };
-        match server.serve(server::shutdown_signal()).await {
-            Ok(()) => ExitCode::SUCCESS,
+        match server.serve_or_restart(server::shutdown_signal()).await {
+            Ok(Stopped::Shutdown) => ExitCode::SUCCESS,
+            Ok(Stopped::Restart) => ExitCode::from(server::RESTART_EXIT_CODE),
             Err(e) => fail(&e),
         }
     })

@@ -224,3 +224,25 @@ async fn goaway_ends_subscriptions_and_drains_connections() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn restart_stops_gracefully_with_the_restart_exit_code() {
+    let mut srv = chaos_server().await;
+    let mut c = client(&srv).await;
+    let s = open(&mut c).await.session_id;
+    let mut stream = subscribe(&mut c, sub(&s, None, "", "")).await;
+    assert!(matches!(next(&mut stream, 5.0).await, Kind::Welcome(_)));
+    let mut admin = client(&srv).await;
+    let message = chaos(&mut admin, TOKEN, ChaosAction::Restart, 0)
+        .await
+        .expect("restart");
+    assert!(message.contains("exit code 75"), "{message}");
+    // The subscription is ended the graceful way (a GoAway with the resume point).
+    let Kind::GoAway(g) = next_non_heartbeat(&mut stream, 5.0).await else {
+        panic!("expected a GoAway")
+    };
+    assert!(!g.resume_token.is_empty());
+    let status = srv.wait_exit(secs(15.0)).await.expect("the server exits");
+    assert_eq!(status.code(), Some(75), "{}", srv.logs_text());
+    assert_eq!(srv.log_count("shutdown complete"), 1, "{}", srv.logs_text());
+}

@@ -11,6 +11,7 @@
 //! | REFUSE_CONNECTIONS{duration} | new connections are accepted and reset at once (SO_LINGER 0) |
 //! | REJECT_HEARTBEATS{duration} | Heartbeat answers UNAVAILABLE `heartbeats rejected (chaos)` |
 //! | GOAWAY | every subscription ends with GoAway{reason: "chaos"}; every connection gets the graceful GOAWAY with debug data `chaos` |
+//! | RESTART | ~50 ms after the answer, the server stops as on SIGTERM (GoAway, graceful GOAWAY, drain) and exits with [`crate::RESTART_EXIT_CODE`]; `cargo xtask demo` starts it again |
 //!
 //! The 50 ms delay lets the Chaos answer itself leave before its own connection is hit.
 
@@ -84,6 +85,17 @@ pub fn apply(faults: &Arc<Faults>, req: &ChaosRequest) -> Result<String, Status>
         ChaosAction::Goaway => {
             faults.goaway();
             "sending GoAway to every subscription and connection".to_string()
+        }
+        ChaosAction::Restart => {
+            let faults = faults.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(START_DELAY).await;
+                faults.request_restart();
+            });
+            format!(
+                "restarting: stopping gracefully, then exit code {}",
+                crate::RESTART_EXIT_CODE
+            )
         }
     };
     tracing::warn!(action = action.as_str_name(), "chaos: {done}");
