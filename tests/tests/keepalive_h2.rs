@@ -135,6 +135,37 @@ async fn a_answered_pings_keep_the_connection_open() {
 
 // b. ---------------------------------------------------------------------------------
 
+/// When the first GOAWAY of a fresh connection comes (measured from before connect), and
+/// its debug data.
+async fn first_goaway_after(srv: &ServerProcess) -> (Duration, String) {
+    let t0 = Instant::now();
+    let mut c = connect(srv).await;
+    let (_, g) = next_goaway(&mut c, 5.0).await;
+    (t0.elapsed(), g.debug_str())
+}
+
+/// Ten connections opened together: their deadlines fall within ±10% of `base` (plus a
+/// little for a busy machine) and are spread, not equal.
+fn assert_jittered(what: &str, times: &[Duration], base: f64) {
+    let ms: Vec<u128> = times.iter().map(|d| d.as_millis()).collect();
+    eprintln!("{what} GOAWAY after (ms, {base}s ±10%): {ms:?}");
+    for t in times {
+        assert_between(what, *t, base * 0.9 - 0.05, base * 1.1 + 0.4);
+    }
+    let spread = times.iter().max().copied().unwrap_or_default()
+        - times.iter().min().copied().unwrap_or_default();
+    assert!(spread >= secs(0.02), "no jitter: {ms:?}");
+}
+
+#[tokio::test]
+async fn c_max_age_is_jittered_over_ten_connections() {
+    let srv = ServerProcess::start(&["--max-connection-age", "2s"]).await;
+    let results = futures_join_all((0..10).map(|_| first_goaway_after(&srv))).await;
+    assert!(results.iter().all(|(_, d)| d == "max_age"), "{results:?}");
+    let times: Vec<Duration> = results.into_iter().map(|(t, _)| t).collect();
+    assert_jittered("age", &times, 2.0);
+}
+
 /// One connection's idle drain: GOAWAY(2^31-1, NO_ERROR, max_idle) + PING, then after the
 /// ACK the final GOAWAY with the real last stream id, then close. Returns when the first
 /// GOAWAY came, measured from before connect.
@@ -161,14 +192,7 @@ async fn idle_drain(srv: &ServerProcess) -> Duration {
 async fn b_max_idle_two_step_goaway_with_jitter_over_ten_connections() {
     let srv = ServerProcess::start(&["--max-connection-idle", "2s"]).await;
     let times = futures_join_all((0..10).map(|_| idle_drain(&srv))).await;
-    let ms: Vec<u128> = times.iter().map(|d| d.as_millis()).collect();
-    eprintln!("idle GOAWAY after (ms, max-idle 2s ±10%): {ms:?}");
-    for t in &times {
-        assert_between("idle GOAWAY", *t, 1.75, 2.5);
-    }
-    let spread = times.iter().max().copied().unwrap_or_default()
-        - times.iter().min().copied().unwrap_or_default();
-    assert!(spread >= secs(0.02), "no jitter: {ms:?}");
+    assert_jittered("idle", &times, 2.0);
 }
 
 #[tokio::test]
