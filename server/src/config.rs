@@ -6,7 +6,8 @@
 //! `10s`, `2h`); the knobs that can be disabled take `off`. Any mistake is a
 //! [`ConfigError`]: one line, exit code 2.
 
-use crate::conn::ConnSettings;
+use crate::conn::{self, ConnSettings};
+use crate::limits::{self, Limits, parse_size};
 use crate::service::ServiceSettings;
 use crate::service::settings::{
     DEFAULT_MAX_SESSIONS, DEFAULT_REPLAY_CAPACITY, DEFAULT_STREAM_HEARTBEAT_INTERVAL, Secret,
@@ -126,6 +127,45 @@ pub struct Cli {
     /// Serve the dashboard's built files from this directory at `/` [default: web/dist if it exists].
     #[arg(long, value_name = "DIR")]
     pub web_root: Option<PathBuf>,
+    /// Largest request message; larger → RESOURCE_EXHAUSTED naming the limit [default: 4MiB].
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_recv_message_size: Option<u64>,
+    /// Largest response message; larger → not sent, RESOURCE_EXHAUSTED [default: 4MiB].
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_send_message_size: Option<u64>,
+    /// Largest request body of one call, all its messages together [default: 8MiB].
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_request_body_size: Option<u64>,
+    /// Most streams one HTTP/2 connection may have open; more → RST_STREAM REFUSED_STREAM [default: 200].
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_streams: Option<u32>,
+    /// Most connections open at once; more → HTTP/1.1 503 / HTTP/2 GOAWAY REFUSED_STREAM [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// A new connection that sends nothing for this long is closed [default: 10s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub first_bytes_timeout: Option<Duration>,
+    /// An HTTP/1.1 request head must arrive within this (slowloris; also the keep-alive idle) [default: 30s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub http1_header_read_timeout: Option<Duration>,
+}
+
+/// A byte size in the TOML file: a number of bytes, or a string such as `"4MiB"`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+enum FileSize {
+    Bytes(u64),
+    Text(String),
+}
+
+fn size_from_file(name: &str, v: &Option<FileSize>) -> Result<Option<u64>, ConfigError> {
+    match v {
+        None => Ok(None),
+        Some(FileSize::Bytes(n)) => Ok(Some(*n)),
+        Some(FileSize::Text(s)) => parse_size(s)
+            .map(Some)
+            .map_err(|e| ConfigError(format!("config {name}: {e}"))),
+    }
 }
 
 /// The TOML file: the same settings, as strings where the flag takes a duration.
@@ -152,6 +192,13 @@ struct FileConfig {
     chaos: Option<bool>,
     chaos_token: Option<String>,
     web_root: Option<PathBuf>,
+    max_recv_message_size: Option<FileSize>,
+    max_send_message_size: Option<FileSize>,
+    max_request_body_size: Option<FileSize>,
+    max_concurrent_streams: Option<u32>,
+    max_connections: Option<usize>,
+    first_bytes_timeout: Option<String>,
+    http1_header_read_timeout: Option<String>,
 }
 
 /// The effective configuration.
@@ -169,6 +216,10 @@ pub struct Config {
     pub web_root: Option<PathBuf>,
     /// Things worth a warning once logging is up (e.g. a keepalive time raised to 1s).
     pub warnings: Vec<String>,
+    /// Message and request-body size limits of every call.
+    pub limits: Limits,
+    /// Most connections open at once.
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -326,6 +377,92 @@ impl Config {
             default.is_dir().then_some(default)
         });
 
+        let size = |name: &str, flag: Option<u64>, file: &Option<FileSize>, default: u64| {
+            let n = flag.or(size_from_file(name, file)?).unwrap_or(default);
+            if n == 0 {
+                return Err(ConfigError(format!(
+                    "--{} must be at least 1 byte",
+                    name.replace('_', "-")
+                )));
+            }
+            Ok(n)
+        };
+        let message_size = |name: &str, flag, file: &Option<FileSize>, default: usize| {
+            let n = size(name, flag, file, default as u64)?;
+            // A message's length prefix is 32 bits.
+            usize::try_from(n)
+                .ok()
+                .filter(|&n| n <= u32::MAX as usize)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "--{} must be at most 4GiB - 1",
+                        name.replace('_', "-")
+                    ))
+                })
+        };
+        let limits = Limits {
+            max_recv_message_size: message_size(
+                "max_recv_message_size",
+                cli.max_recv_message_size,
+                &file.max_recv_message_size,
+                limits::DEFAULT_MAX_RECV_MESSAGE_SIZE,
+            )?,
+            max_send_message_size: message_size(
+                "max_send_message_size",
+                cli.max_send_message_size,
+                &file.max_send_message_size,
+                limits::DEFAULT_MAX_SEND_MESSAGE_SIZE,
+            )?,
+            max_request_body_size: size(
+                "max_request_body_size",
+                cli.max_request_body_size,
+                &file.max_request_body_size,
+                limits::DEFAULT_MAX_REQUEST_BODY_SIZE,
+            )?,
+        };
+        if limits.max_request_body_size < limits.max_recv_message_size as u64 + 5 {
+            return Err(ConfigError(
+                "--max-request-body-size must hold one message of --max-recv-message-size \
+                 and its 5-byte prefix"
+                    .into(),
+            ));
+        }
+        let max_concurrent_streams = cli
+            .max_concurrent_streams
+            .or(file.max_concurrent_streams)
+            .unwrap_or(conn::DEFAULT_MAX_CONCURRENT_STREAMS);
+        let max_connections = cli
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(conn::limit::DEFAULT_MAX_CONNECTIONS);
+        let first_bytes_timeout = cli
+            .first_bytes_timeout
+            .or(from_file("first_bytes_timeout", &file.first_bytes_timeout)?)
+            .unwrap_or(conn::DEFAULT_FIRST_BYTES_TIMEOUT);
+        let http1_header_read_timeout = cli
+            .http1_header_read_timeout
+            .or(from_file(
+                "http1_header_read_timeout",
+                &file.http1_header_read_timeout,
+            )?)
+            .unwrap_or(conn::DEFAULT_HTTP1_HEADER_READ_TIMEOUT);
+        for (name, n) in [
+            ("--max-concurrent-streams", max_concurrent_streams as usize),
+            ("--max-connections", max_connections),
+        ] {
+            if n == 0 {
+                return Err(ConfigError(format!("{name} must be at least 1")));
+            }
+        }
+        for (name, d) in [
+            ("--first-bytes-timeout", first_bytes_timeout),
+            ("--http1-header-read-timeout", http1_header_read_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError(format!("{name} must be more than 0")));
+            }
+        }
+
         Ok(Config {
             listen,
             conn: ConnSettings {
@@ -342,11 +479,16 @@ impl Config {
                     max_ping_strikes,
                 },
                 shutdown_grace,
+                first_bytes_timeout,
+                http1_header_read_timeout,
+                max_concurrent_streams,
             },
             cors_allow_origin,
             service,
             web_root,
             warnings,
+            limits,
+            max_connections,
         })
     }
 }
@@ -523,6 +665,87 @@ mod tests {
             !format!("{s:?}").contains("\"t\""),
             "token must not be printed"
         );
+    }
+
+    #[test]
+    fn limit_flags_file_and_defaults() {
+        let c = parse(&[]).expect("defaults");
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.max_connections, conn::limit::DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(c.conn.max_concurrent_streams, 200);
+        assert_eq!(c.conn.first_bytes_timeout, Duration::from_secs(10));
+        assert_eq!(c.conn.http1_header_read_timeout, Duration::from_secs(30));
+        let c = parse(&[
+            "--max-recv-message-size",
+            "64KiB",
+            "--max-send-message-size",
+            "1000",
+            "--max-request-body-size",
+            "1MiB",
+            "--max-concurrent-streams",
+            "3",
+            "--max-connections",
+            "50",
+            "--first-bytes-timeout",
+            "2s",
+            "--http1-header-read-timeout",
+            "1500ms",
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.limits,
+            Limits {
+                max_recv_message_size: 64 << 10,
+                max_send_message_size: 1000,
+                max_request_body_size: 1 << 20,
+            }
+        );
+        assert_eq!(c.max_connections, 50);
+        assert_eq!(c.conn.max_concurrent_streams, 3);
+        assert_eq!(c.conn.first_bytes_timeout, Duration::from_secs(2));
+        assert_eq!(
+            c.conn.http1_header_read_timeout,
+            Duration::from_millis(1500)
+        );
+
+        let dir = std::env::temp_dir().join(format!("server-limits-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "max_recv_message_size = \"1MiB\"\nmax_send_message_size = 2048\n\
+             max_connections = 7\nhttp1_header_read_timeout = \"5s\"\n",
+        )
+        .expect("write");
+        let c = parse(&["--config", path.to_str().expect("utf8")]).expect("valid");
+        assert_eq!(c.limits.max_recv_message_size, 1 << 20);
+        assert_eq!(c.limits.max_send_message_size, 2048);
+        assert_eq!(c.max_connections, 7);
+        assert_eq!(c.conn.http1_header_read_timeout, Duration::from_secs(5));
+        std::fs::write(&path, "max_send_message_size = \"lots\"\n").expect("write");
+        let e = parse(&["--config", path.to_str().expect("utf8")]).expect_err("bad size");
+        assert!(
+            e.contains("max_send_message_size") && e.contains("invalid size"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+
+        for (args, needle) in [
+            (&["--max-recv-message-size", "4 MB"][..], "invalid size"),
+            (&["--max-recv-message-size", "0"], "at least 1 byte"),
+            (&["--max-send-message-size", "4GiB"], "at most 4GiB - 1"),
+            (
+                &["--max-recv-message-size", "8MiB"],
+                "--max-request-body-size must hold one message",
+            ),
+            (&["--max-connections", "0"], "at least 1"),
+            (&["--max-concurrent-streams", "0"], "at least 1"),
+            (&["--first-bytes-timeout", "0s"], "more than 0"),
+        ] {
+            let e = parse(args).expect_err("must fail");
+            assert!(e.contains(needle), "{args:?}: {e}");
+            assert!(!e.contains('\n'), "{e:?}");
+        }
     }
 
     #[test]

@@ -18,6 +18,9 @@
 //!   - [`conn::shared`]: state shared by the task, the socket wrapper and the streams;
 //!   - [`conn::streams`]: active-stream counting at the service boundary.
 //!   - [`conn::stall`]: chaos STALL at the socket.
+//!   - [`conn::limit`] / [`conn::refuse`]: `--max-connections`, and refusing the ones over it.
+//! - [`limits`]: message and request-body size limits on every gRPC call.
+//! - [`fdlimit`]: the open-file limit, raised at start.
 //! - [`service`]: `keepalive.v1.Keepalive` — sessions, heartbeats judged like PINGs, the
 //!   resumable event feed over an event log, publishing, stats, chaos.
 //! - [`faults`]: server-wide fault injection state (chaos).
@@ -30,6 +33,8 @@ pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod faults;
+pub mod fdlimit;
+pub mod limits;
 pub mod routes;
 pub mod service;
 pub mod static_files;
@@ -38,6 +43,7 @@ pub mod stats;
 pub use config::{Config, ConfigError};
 
 use clock::Clock;
+use conn::limit::ConnLimit;
 use conn::{ConnContext, ConnSettings};
 use faults::Faults;
 use service::KeepaliveService;
@@ -136,8 +142,13 @@ impl Server {
             },
         );
         keepalive.start_ticker();
-        let routes = routes::build(health_service, keepalive, &config.cors_allow_origin)
-            .map_err(ConfigError)?;
+        let routes = routes::build(
+            health_service,
+            keepalive,
+            &config.cors_allow_origin,
+            config.limits,
+        )
+        .map_err(ConfigError)?;
         let routes = static_files::wrap(routes, StaticFiles::new(config.web_root.clone()));
         let ctx = ConnContext {
             routes,
@@ -160,6 +171,16 @@ impl Server {
             permit_without_stream = settings.policy.permit_without_stream,
             max_ping_strikes = settings.policy.max_ping_strikes,
             "keepalive settings"
+        );
+        tracing::info!(
+            max_connections = config.max_connections,
+            max_concurrent_streams = settings.max_concurrent_streams,
+            max_recv_message_size = config.limits.max_recv_message_size,
+            max_send_message_size = config.limits.max_send_message_size,
+            max_request_body_size = config.limits.max_request_body_size,
+            first_bytes_timeout = ?settings.first_bytes_timeout,
+            http1_header_read_timeout = ?settings.http1_header_read_timeout,
+            "limits"
         );
         let svc = &config.service;
         tracing::info!(
@@ -188,6 +209,8 @@ impl Server {
 
         let mut tasks = JoinSet::new();
         let mut next_id = 0u64;
+        let connections = ConnLimit::new(config.max_connections);
+        let refusing = ConnLimit::new(conn::refuse::MAX_REFUSING);
         let mut shutdown = std::pin::pin!(shutdown);
         let mut stopped = Stopped::Shutdown;
         loop {
@@ -196,11 +219,18 @@ impl Server {
                     Ok((sock, peer)) if faults.refusing(tokio::time::Instant::now()) => {
                         refuse(sock, peer, &stats);
                     }
-                    Ok((sock, peer)) => {
-                        let _ = sock.set_nodelay(true);
-                        next_id += 1;
-                        tasks.spawn(conn::serve(sock, peer, next_id, ctx.clone()));
-                    }
+                    Ok((sock, peer)) => match connections.try_acquire() {
+                        Some(permit) => {
+                            let _ = sock.set_nodelay(true);
+                            next_id += 1;
+                            let serve = conn::serve(sock, peer, next_id, ctx.clone());
+                            tasks.spawn(async move {
+                                serve.await;
+                                drop(permit);
+                            });
+                        }
+                        None => refuse_over_limit(sock, peer, &connections, &refusing, &stats),
+                    },
                     Err(e) => {
                         // EMFILE and friends: back off a little instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
@@ -241,6 +271,36 @@ impl Server {
         }
         tracing::info!("shutdown complete");
         Ok(stopped)
+    }
+}
+
+/// `--max-connections` are open: refuse this one in its protocol (in a task of its own,
+/// bounded by [`conn::refuse::MAX_REFUSING`]), or reset it when that bound is reached too.
+fn refuse_over_limit(
+    sock: tokio::net::TcpStream,
+    peer: SocketAddr,
+    connections: &ConnLimit,
+    refusing: &ConnLimit,
+    stats: &Arc<Stats>,
+) {
+    if connections.note_refusal() {
+        tracing::warn!(
+            max_connections = connections.max(),
+            "connection limit reached: refusing new connections (HTTP/1.1 503, HTTP/2 GOAWAY REFUSED_STREAM)"
+        );
+    }
+    match refusing.try_acquire() {
+        Some(permit) => {
+            let stats = stats.clone();
+            tokio::spawn(async move {
+                conn::refuse::refuse_tcp(sock, peer, &stats).await;
+                drop(permit);
+            });
+        }
+        None => {
+            Stats::inc(&stats.connections_refused_limit);
+            conn::refuse::reset(sock);
+        }
     }
 }
 

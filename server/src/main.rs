@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Err(CliOutcome::Error(e)) => return fail(&e),
     };
     init_tracing();
+    server::fdlimit::raise_and_log(config.max_connections);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }

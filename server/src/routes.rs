@@ -3,9 +3,12 @@
 //! Order matters: CORS outermost (so preflights are answered before anything else and
 //! error responses still carry the CORS headers a browser needs to read `grpc-status`),
 //! then tonic-web (translating `application/grpc-web*` requests over HTTP/1.1 or HTTP/2
-//! into gRPC), then tonic's routes.
+//! into gRPC), then the size limits ([`crate::limits`], inside gRPC-web so they measure
+//! decoded messages and their errors reach browsers as gRPC-web trailers), then tonic's
+//! routes.
 
 use crate::conn::streams::Routes;
+use crate::limits::{LimitLayer, Limits};
 use crate::service::KeepaliveService;
 use http::{HeaderName, HeaderValue, Method};
 use std::time::Duration;
@@ -17,24 +20,30 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 pub const EXPOSED_HEADERS: [&str; 3] = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
 
 /// Builds the routes: health, reflection, the keepalive service, and everything behind
-/// gRPC-web and CORS.
+/// gRPC-web, CORS and the size limits.
 pub fn build(
     health: HealthServer<impl Health>,
     keepalive: KeepaliveService,
     cors_allow_origin: &[String],
+    limits: Limits,
 ) -> Result<Routes, String> {
+    // tonic's own decoding limit, as a second line behind LimitLayer (which answers first,
+    // with RESOURCE_EXHAUSTED instead of tonic's OUT_OF_RANGE).
+    let max_in = limits.max_recv_message_size;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| format!("reflection: {e}"))?;
-    let routes = tonic::service::Routes::new(health)
+        .map_err(|e| format!("reflection: {e}"))?
+        .max_decoding_message_size(max_in);
+    let routes = tonic::service::Routes::new(health.max_decoding_message_size(max_in))
         .add_service(reflection)
-        .add_service(keepalive.into_server())
+        .add_service(keepalive.into_server().max_decoding_message_size(max_in))
         .prepare();
     let stack = tower::ServiceBuilder::new()
         .option_layer(cors(cors_allow_origin)?)
         .layer(tonic_web::GrpcWebLayer::new())
+        .layer(LimitLayer::new(limits))
         .service(routes);
     Ok(Routes::new(stack))
 }

@@ -69,6 +69,9 @@ counters! {
     goaway_chaos,
     /// Connections reset at accept by chaos REFUSE_CONNECTIONS.
     connections_refused_chaos,
+    /// Connections refused because `--max-connections` were open (HTTP/1.1 503 or
+    /// HTTP/2 GOAWAY `REFUSED_STREAM`, or reset when even refusing is saturated).
+    connections_refused_limit,
     /// Chaos calls that were carried out.
     chaos_actions,
     /// Sessions opened.

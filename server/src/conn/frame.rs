@@ -12,6 +12,8 @@ pub const DATA: u8 = 0x0;
 pub const HEADERS: u8 = 0x1;
 /// RST_STREAM frame type.
 pub const RST_STREAM: u8 = 0x3;
+/// SETTINGS frame type.
+pub const SETTINGS: u8 = 0x4;
 /// PING frame type.
 pub const PING: u8 = 0x6;
 /// GOAWAY frame type.
@@ -22,6 +24,8 @@ pub const FLAG_ACK: u8 = 0x1;
 
 /// NO_ERROR.
 pub const NO_ERROR: u32 = 0x0;
+/// REFUSED_STREAM: not processed, safe to retry (gRPC maps it to UNAVAILABLE).
+pub const REFUSED_STREAM: u32 = 0x7;
 /// ENHANCE_YOUR_CALM: the peer is generating excessive load.
 pub const ENHANCE_YOUR_CALM: u32 = 0xb;
 

@@ -19,7 +19,9 @@
 pub mod frame;
 pub mod incoming;
 pub mod io;
+pub mod limit;
 pub mod outgoing;
+pub mod refuse;
 pub mod shared;
 pub mod stall;
 pub mod streams;
@@ -42,8 +44,16 @@ use streams::{CountedService, Routes};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-/// How long a new connection may take to send its first bytes.
-const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `--first-bytes-timeout`: how long a new connection may take to send its first
+/// bytes.
+pub const DEFAULT_FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `--http1-header-read-timeout` (hyper's): how long an HTTP/1.1 request head may
+/// take to arrive, counted from when the server starts waiting for it — so it also closes
+/// a keep-alive connection idle between requests for this long.
+pub const DEFAULT_HTTP1_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `--max-concurrent-streams` (hyper's): streams one HTTP/2 client may have open;
+/// the next one is refused by h2 with RST_STREAM `REFUSED_STREAM`.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 200;
 /// How long the lingering close after GOAWAY `too_many_pings` waits for the client.
 const LINGER: Duration = Duration::from_secs(1);
 /// GOAWAY debug data (and log reason) of a drain started by chaos GOAWAY.
@@ -58,6 +68,12 @@ pub struct ConnSettings {
     pub policy: EnforcementPolicy,
     /// How long in-flight streams may take to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// How long a new connection may take to send its first bytes.
+    pub first_bytes_timeout: Duration,
+    /// How long an HTTP/1.1 request head may take (slowloris), and the keep-alive idle.
+    pub http1_header_read_timeout: Duration,
+    /// Most streams one HTTP/2 connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
 }
 
 /// What every connection task gets from the server.
@@ -85,8 +101,9 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
         goaway: ctx.faults.subscribe_goaway(),
         faults: ctx.faults.clone(),
     };
+    let first_bytes_timeout = ctx.settings.first_bytes_timeout;
     let proto = tokio::select! {
-        p = tokio::time::timeout(FIRST_BYTES_TIMEOUT, sniff(&sock)) => match p {
+        p = tokio::time::timeout(first_bytes_timeout, sniff(&sock)) => match p {
             Ok(Ok(Some(proto))) => proto,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => {
@@ -94,7 +111,7 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
                 return;
             }
             Err(_) => {
-                tracing::info!(conn = id, %peer, "connection closed: no bytes within {FIRST_BYTES_TIMEOUT:?}");
+                tracing::info!(conn = id, %peer, "connection closed: no bytes within {first_bytes_timeout:?}");
                 return;
             }
         },
@@ -138,6 +155,7 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
                 let conn = pin!(
                     http2::Builder::new(TokioExecutor::new())
                         .timer(TokioTimer::new())
+                        .max_concurrent_streams(ctx.settings.max_concurrent_streams)
                         .serve_connection(io, service)
                 );
                 drive(
@@ -159,6 +177,7 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
             let conn = pin!(
                 http1::Builder::new()
                     .timer(TokioTimer::new())
+                    .header_read_timeout(ctx.settings.http1_header_read_timeout)
                     .serve_connection(
                         TokioIo::new(stall::StallIo::new(sock, ctx.faults.clone())),
                         service
@@ -219,7 +238,7 @@ enum Ending {
 
 /// Reads the first bytes without consuming them: the HTTP/2 preface means HTTP/2 with
 /// prior knowledge, anything else is HTTP/1.1. `None` when the client closed first.
-async fn sniff(sock: &TcpStream) -> std::io::Result<Option<Proto>> {
+pub(crate) async fn sniff(sock: &TcpStream) -> std::io::Result<Option<Proto>> {
     let mut buf = [0u8; frame::PREFACE.len()];
     loop {
         let n = sock.peek(&mut buf).await?;
@@ -264,6 +283,7 @@ where
                 return Ending::Finished(match res {
                     Ok(()) => "done",
                     Err(e) if e.is_incomplete_message() => "client went away mid-request",
+                    Err(e) if e.is_timeout() => "http1_header_read_timeout",
                     Err(e) => {
                         tracing::debug!(conn = shared.id, error = %e, "connection error");
                         "protocol or I/O error"

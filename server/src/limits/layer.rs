@@ -1,0 +1,444 @@
+//! [`LimitLayer`]: the size limits as a tower layer over the gRPC routes.
+//!
+//! Requests get a body wrapper that counts bytes and scans message prefixes and fails with
+//! a `RESOURCE_EXHAUSTED` status (tonic passes a body's `Status` error on as the call's
+//! status). gRPC responses get a wrapper that scans outgoing message prefixes and, at the
+//! first one over the limit, sends what came before it, then trailers with
+//! `RESOURCE_EXHAUSTED`, and drops the rest: the client never sees a cut message.
+
+use super::Limits;
+use super::scan::{MessageScanner, TooLarge};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Request, Response};
+use http_body::{Frame, SizeHint};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use tonic::Status;
+use tonic::body::Body;
+
+/// Applies [`Limits`] to every call of the service it wraps.
+#[derive(Clone, Copy, Debug)]
+pub struct LimitLayer {
+    limits: Limits,
+}
+
+impl LimitLayer {
+    /// A layer enforcing `limits`.
+    pub fn new(limits: Limits) -> Self {
+        LimitLayer { limits }
+    }
+}
+
+impl<S> tower::Layer<S> for LimitLayer {
+    type Service = Limit<S>;
+
+    fn layer(&self, inner: S) -> Limit<S> {
+        Limit {
+            inner,
+            limits: self.limits,
+        }
+    }
+}
+
+/// The service of [`LimitLayer`].
+#[derive(Clone, Debug)]
+pub struct Limit<S> {
+    inner: S,
+    limits: Limits,
+}
+
+/// Whether headers say the body is gRPC (inside tonic-web, gRPC-web is gRPC too).
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+impl<S> tower::Service<Request<Body>> for Limit<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let limits = self.limits;
+        let scan = is_grpc(req.headers()).then_some(limits.max_recv_message_size);
+        let req = req.map(|b| Body::new(LimitedRequest::new(b, scan, limits)));
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let res = fut.await?;
+            Ok(if is_grpc(res.headers()) {
+                res.map(|b| Body::new(LimitedResponse::new(b, limits.max_send_message_size)))
+            } else {
+                res
+            })
+        })
+    }
+}
+
+/// `RESOURCE_EXHAUSTED` for a request message over the limit.
+pub fn request_message_too_large(e: TooLarge) -> Status {
+    Status::resource_exhausted(format!(
+        "request message of {} bytes is larger than the server's limit of {} bytes \
+         (max-recv-message-size)",
+        e.len, e.limit
+    ))
+}
+
+/// `RESOURCE_EXHAUSTED` for a request body over the limit.
+pub fn request_body_too_large(limit: u64) -> Status {
+    Status::resource_exhausted(format!(
+        "request body is larger than the server's limit of {limit} bytes (max-request-body-size)"
+    ))
+}
+
+/// `RESOURCE_EXHAUSTED` for a response message over the limit.
+pub fn response_message_too_large(e: TooLarge) -> Status {
+    Status::resource_exhausted(format!(
+        "response message of {} bytes is larger than the server's limit of {} bytes \
+         (max-send-message-size)",
+        e.len, e.limit
+    ))
+}
+
+/// A request body, counted and (for gRPC) scanned.
+#[derive(Debug)]
+pub struct LimitedRequest {
+    inner: Body,
+    scanner: Option<MessageScanner>,
+    seen: u64,
+    max_body: u64,
+    failed: bool,
+}
+
+impl LimitedRequest {
+    /// Wraps `inner`; `scan` is the message limit when the body is gRPC.
+    pub fn new(inner: Body, scan: Option<usize>, limits: Limits) -> Self {
+        LimitedRequest {
+            inner,
+            scanner: scan.map(MessageScanner::new),
+            seen: 0,
+            max_body: limits.max_request_body_size,
+            failed: false,
+        }
+    }
+
+    fn check(&mut self, data: &Bytes) -> Result<(), Status> {
+        self.seen = self.seen.saturating_add(data.len() as u64);
+        if self.seen > self.max_body {
+            return Err(request_body_too_large(self.max_body));
+        }
+        match &mut self.scanner {
+            Some(s) => s.feed(data).map_err(request_message_too_large),
+            None => Ok(()),
+        }
+    }
+}
+
+impl http_body::Body for LimitedRequest {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if self.failed {
+            return Poll::Ready(None);
+        }
+        let frame = match ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => frame,
+            other => return Poll::Ready(other),
+        };
+        if let Some(data) = frame.data_ref()
+            && let Err(status) = self.check(data)
+        {
+            self.failed = true;
+            return Poll::Ready(Some(Err(status)));
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Where a [`LimitedResponse`] is.
+#[derive(Debug)]
+enum Out {
+    /// Passing the inner body on.
+    Streaming,
+    /// The held bytes go out first, then this frame of the inner body.
+    Then(Frame<Bytes>),
+    /// A message was over the limit: these trailers are the last frame.
+    Refused(HeaderMap),
+    /// Nothing more.
+    Done,
+}
+
+/// A gRPC response body whose messages are checked against the send limit.
+#[derive(Debug)]
+pub struct LimitedResponse {
+    inner: Body,
+    scanner: MessageScanner,
+    /// Bytes received but not yet passed on: the start of a prefix not yet complete.
+    held: BytesMut,
+    /// Body bytes passed on so far.
+    forwarded: u64,
+    out: Out,
+}
+
+impl LimitedResponse {
+    /// Wraps `inner`, refusing messages over `limit` bytes.
+    pub fn new(inner: Body, limit: usize) -> Self {
+        LimitedResponse {
+            inner,
+            scanner: MessageScanner::new(limit),
+            held: BytesMut::new(),
+            forwarded: 0,
+            out: Out::Streaming,
+        }
+    }
+
+    /// Takes the first `n` held bytes (at most all of them) to pass on.
+    fn release(&mut self, n: u64) -> Option<Bytes> {
+        let n = usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(self.held.len());
+        if n == 0 {
+            return None;
+        }
+        self.forwarded += n as u64;
+        Some(self.held.split_to(n).freeze())
+    }
+
+    /// Looks at a data chunk of the inner body; returns what may be passed on now.
+    fn on_data(&mut self, data: Bytes) -> Option<Bytes> {
+        match self.scanner.feed(&data) {
+            Ok(()) => {
+                if self.held.is_empty() && self.scanner.checked_up_to() == self.scanner.offset() {
+                    self.forwarded += data.len() as u64;
+                    return Some(data);
+                }
+                self.held.extend_from_slice(&data);
+                self.release(self.scanner.checked_up_to().saturating_sub(self.forwarded))
+            }
+            Err(e) => {
+                tracing::warn!(
+                    len = e.len,
+                    limit = e.limit,
+                    "response message over --max-send-message-size: not sent"
+                );
+                let status = response_message_too_large(e);
+                let mut trailers = HeaderMap::new();
+                // A status of our own making always encodes.
+                let _ = status.add_header(&mut trailers);
+                self.out = Out::Refused(trailers);
+                // The rest of the inner body is never polled again: release its stream.
+                self.inner = Body::empty();
+                self.held.extend_from_slice(&data);
+                let before = e.start.saturating_sub(self.forwarded);
+                let out = self.release(before);
+                self.held.clear();
+                out
+            }
+        }
+    }
+}
+
+impl http_body::Body for LimitedResponse {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        loop {
+            match std::mem::replace(&mut this.out, Out::Streaming) {
+                Out::Streaming => {}
+                Out::Then(frame) => return Poll::Ready(Some(Ok(frame))),
+                Out::Refused(trailers) => {
+                    this.out = Out::Done;
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                }
+                Out::Done => {
+                    this.out = Out::Done;
+                    return Poll::Ready(None);
+                }
+            }
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        if let Some(out) = this.on_data(data) {
+                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                        }
+                    }
+                    Err(frame) => {
+                        // Trailers: whatever is held (a malformed tail) goes first.
+                        match this.release(u64::MAX) {
+                            Some(held) => {
+                                this.out = Out::Then(frame);
+                                return Poll::Ready(Some(Ok(Frame::data(held))));
+                            }
+                            None => return Poll::Ready(Some(Ok(frame))),
+                        }
+                    }
+                },
+                Some(Err(status)) => return Poll::Ready(Some(Err(status))),
+                None => {
+                    this.out = Out::Done;
+                    if let Some(held) = this.release(u64::MAX) {
+                        return Poll::Ready(Some(Ok(Frame::data(held))));
+                    }
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.out, Out::Done)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // The body may be cut short: never promise a length.
+        SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use proptest::prelude::*;
+
+    fn message(len: usize, fill: u8) -> Vec<u8> {
+        let mut m = vec![0];
+        m.extend_from_slice(&(len as u32).to_be_bytes());
+        m.extend(std::iter::repeat_n(fill, len));
+        m
+    }
+
+    /// A body that yields `chunks`, then `trailers`.
+    fn body(chunks: Vec<Vec<u8>>, trailers: Option<HeaderMap>) -> Body {
+        let frames = chunks
+            .into_iter()
+            .map(|c| Ok::<_, Status>(Frame::data(Bytes::from(c))))
+            .chain(trailers.map(|t| Ok(Frame::trailers(t))));
+        Body::new(http_body_util::StreamBody::new(tokio_stream::iter(frames)))
+    }
+
+    /// Collects a body: its data and its trailers (or the error it ended with).
+    async fn collect(
+        b: impl http_body::Body<Data = Bytes, Error = Status>,
+    ) -> (Vec<u8>, Result<Option<HeaderMap>, Status>) {
+        let mut b = std::pin::pin!(b);
+        let mut data = Vec::new();
+        let mut trailers = None;
+        while let Some(frame) = b.frame().await {
+            match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(d) => data.extend_from_slice(&d),
+                    Err(f) => trailers = f.into_trailers().ok(),
+                },
+                Err(e) => return (data, Err(e)),
+            }
+        }
+        (data, Ok(trailers))
+    }
+
+    fn ok_trailers() -> HeaderMap {
+        let mut t = HeaderMap::new();
+        t.insert("grpc-status", http::HeaderValue::from_static("0"));
+        t
+    }
+
+    fn chunked(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        let mut cuts = cuts.iter().copied().cycle();
+        while !rest.is_empty() {
+            let n = cuts.next().unwrap_or(rest.len()).clamp(1, rest.len());
+            out.push(rest[..n].to_vec());
+            rest = &rest[n..];
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn request_over_the_message_limit_fails_with_resource_exhausted() {
+        let limits = Limits {
+            max_recv_message_size: 10,
+            ..Limits::default()
+        };
+        let mut bytes = message(10, 1);
+        bytes.extend(message(11, 2));
+        let b = LimitedRequest::new(body(vec![bytes], None), Some(10), limits);
+        let (_, end) = collect(b).await;
+        let e = end.expect_err("over");
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            e.message().contains("11 bytes") && e.message().contains("limit of 10 bytes"),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn request_body_over_its_limit_fails_even_with_small_messages() {
+        let limits = Limits {
+            max_request_body_size: 20,
+            ..Limits::default()
+        };
+        let chunks = (0..5).map(|_| message(3, 0)).collect();
+        let b = LimitedRequest::new(body(chunks, None), Some(100), limits);
+        let e = collect(b).await.1.expect_err("over");
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert!(e.message().contains("max-request-body-size"), "{e:?}");
+    }
+
+    proptest! {
+        /// However the response is chunked, the messages under the limit arrive whole and
+        /// unchanged, the first one over it and everything after it never leave, and the
+        /// body ends with RESOURCE_EXHAUSTED trailers; without one over, the body and its
+        /// trailers pass unchanged.
+        #[test]
+        fn response_cut_only_at_a_message_boundary(
+            lens in proptest::collection::vec(0usize..30, 0..8),
+            limit in 0usize..30,
+            cuts in proptest::collection::vec(1usize..13, 1..10),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
+            let bytes: Vec<u8> = lens.iter().enumerate().flat_map(|(i, &l)| message(l, i as u8)).collect();
+            let b = LimitedResponse::new(body(chunked(&bytes, &cuts), Some(ok_trailers())), limit);
+            let (data, end) = rt.block_on(collect(b));
+            let trailers = end.expect("no body error").expect("trailers");
+            match lens.iter().position(|&l| l > limit) {
+                None => {
+                    prop_assert_eq!(&data, &bytes);
+                    prop_assert_eq!(trailers, ok_trailers());
+                }
+                Some(i) => {
+                    let keep: usize = lens[..i].iter().map(|l| l + 5).sum();
+                    prop_assert_eq!(&data[..], &bytes[..keep]);
+                    prop_assert_eq!(trailers.get("grpc-status").map(|v| v.as_bytes()), Some(&b"8"[..]));
+                }
+            }
+        }
+    }
+}
