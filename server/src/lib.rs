@@ -25,6 +25,7 @@
 //!   resumable event feed over an event log, publishing, stats, chaos.
 //! - [`faults`]: server-wide fault injection state (chaos).
 //! - [`stats`]: counters for the dashboard and `/metrics`.
+//! - [`metrics`]: `GET /metrics`, those counters in the Prometheus text format.
 //! - [`static_files`]: the dashboard's built page (`--web-root`), served at `/`.
 //! - [`clock`]: tokio time ↔ core time.
 //! - [`Server`]: bind, accept, graceful stop.
@@ -35,6 +36,7 @@ pub mod conn;
 pub mod faults;
 pub mod fdlimit;
 pub mod limits;
+pub mod metrics;
 pub mod routes;
 pub mod service;
 pub mod static_files;

@@ -5,12 +5,14 @@
 //! then tonic-web (translating `application/grpc-web*` requests over HTTP/1.1 or HTTP/2
 //! into gRPC), then the size limits ([`crate::limits`], inside gRPC-web so they measure
 //! decoded messages and their errors reach browsers as gRPC-web trailers), then tonic's
-//! routes.
+//! routes. `GET /metrics` ([`crate::metrics`]) is answered before all of them.
 
 use crate::conn::streams::Routes;
 use crate::limits::{LimitLayer, Limits};
+use crate::metrics::{self, Metrics};
 use crate::service::KeepaliveService;
 use http::{HeaderName, HeaderValue, Method};
+use std::sync::Arc;
 use std::time::Duration;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -30,6 +32,7 @@ pub fn build(
     // tonic's own decoding limit, as a second line behind LimitLayer (which answers first,
     // with RESOURCE_EXHAUSTED instead of tonic's OUT_OF_RANGE).
     let max_in = limits.max_recv_message_size;
+    let metrics = Metrics::new(Arc::new(keepalive.snapshot_source()));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -45,7 +48,7 @@ pub fn build(
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(LimitLayer::new(limits))
         .service(routes);
-    Ok(Routes::new(stack))
+    Ok(metrics::wrap(Routes::new(stack), metrics))
 }
 
 /// The CORS layer for the allowed origins; `None` (same-origin only) when there are none.

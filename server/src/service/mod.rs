@@ -72,7 +72,7 @@ pub struct ServerParts {
 #[derive(Debug)]
 pub struct KeepaliveService {
     log: Arc<dyn EventLog>,
-    sessions: Sessions,
+    sessions: Arc<Sessions>,
     server: ServerParts,
     settings: ServiceSettings,
     feed: FeedContext,
@@ -104,7 +104,7 @@ impl KeepaliveService {
             chaos_goaway: server.faults.subscribe_goaway(),
         };
         KeepaliveService {
-            sessions: Sessions::new(policy, settings.max_sessions, server.clock),
+            sessions: Arc::new(Sessions::new(policy, settings.max_sessions, server.clock)),
             log,
             server,
             settings,
@@ -122,6 +122,15 @@ impl KeepaliveService {
                 self.server.shutdown.clone(),
             );
         }
+    }
+
+    /// Reads every counter and gauge of the Stats call, also after the service has been
+    /// handed to tonic (for `/metrics`).
+    pub fn snapshot_source(&self) -> impl Fn() -> StatsResponse + Send + Sync + 'static {
+        let stats = self.server.stats.clone();
+        let sessions = self.sessions.clone();
+        let log = self.log.clone();
+        move || counters::snapshot(&stats, &sessions, log.as_ref())
     }
 
     /// The tonic service.
