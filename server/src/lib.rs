@@ -88,8 +88,7 @@ impl Server {
     /// port in use is a [`ConfigError`].
     pub async fn bind(config: Config) -> Result<Self, ConfigError> {
         let log = service::open_log(&config.service).map_err(|e| ConfigError(e.0))?;
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let listener = listen(config.listen)
             .map_err(|e| ConfigError(format!("cannot listen on {}: {e}", config.listen)))?;
         Ok(Server {
             listener,
@@ -274,6 +273,24 @@ impl Server {
         tracing::info!("shutdown complete");
         Ok(stopped)
     }
+}
+
+/// Listen backlog: connections the kernel completes before `accept` takes them. tokio's
+/// default (1024) overflows when a few thousand clients connect at once (a restart, a
+/// reconnect storm), and an overflowed handshake is only retried by the kernel seconds
+/// later; the kernel caps this at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` (with SO_REUSEADDR, as tokio does) and listens with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// `--max-connections` are open: refuse this one in its protocol (in a task of its own,

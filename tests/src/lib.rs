@@ -10,9 +10,12 @@
 //! - [`h2raw`]: a raw HTTP/2 frame client ([`h2raw::RawH2`]) with frame parsing
 //!   ([`h2raw::Frame`], [`h2raw::GoAway`]), a minimal HPACK encoder for request headers and
 //!   gRPC message framing.
+//! - [`probe`]: a well-behaved tonic client ([`probe::Probe`]) that records its latencies
+//!   while a test misbehaves at the same server.
 
 #![warn(missing_docs)]
 
 pub mod h2raw;
 pub mod http1;
+pub mod probe;
 pub mod server;

@@ -5,14 +5,20 @@
 //! status). gRPC responses get a wrapper that scans outgoing message prefixes and, at the
 //! first one over the limit, sends what came before it, then trailers with
 //! `RESOURCE_EXHAUSTED`, and drops the rest: the client never sees a cut message.
+//!
+//! A streaming handler sees a request-side failure as an error item on its inbound stream
+//! and may end its response with OK anyway (tonic-reflection does). So the request wrapper
+//! also records its failure where the response wrapper sees it, and a call whose request
+//! was refused never ends with `grpc-status: 0`.
 
 use super::Limits;
 use super::scan::{MessageScanner, TooLarge};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Request, Response};
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use tonic::Status;
 use tonic::body::Body;
@@ -72,12 +78,21 @@ where
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let limits = self.limits;
         let scan = is_grpc(req.headers()).then_some(limits.max_recv_message_size);
-        let req = req.map(|b| Body::new(LimitedRequest::new(b, scan, limits)));
+        let refused = Arc::new(OnceLock::new());
+        let req = req
+            .map(|b| Body::new(LimitedRequest::new(b, scan, limits).reporting_to(refused.clone())));
         let fut = self.inner.call(req);
         Box::pin(async move {
             let res = fut.await?;
-            Ok(if is_grpc(res.headers()) {
-                res.map(|b| Body::new(LimitedResponse::new(b, limits.max_send_message_size)))
+            // A trailers-only response (an error status in the headers, no body) stays
+            // one: wrapping it would turn it into headers plus an empty body.
+            Ok(if is_grpc(res.headers()) && !res.body().is_end_stream() {
+                res.map(|b| {
+                    Body::new(
+                        LimitedResponse::new(b, limits.max_send_message_size)
+                            .with_request_status(refused),
+                    )
+                })
             } else {
                 res
             })
@@ -118,6 +133,7 @@ pub struct LimitedRequest {
     seen: u64,
     max_body: u64,
     failed: bool,
+    report: Option<Arc<OnceLock<Status>>>,
 }
 
 impl LimitedRequest {
@@ -129,7 +145,14 @@ impl LimitedRequest {
             seen: 0,
             max_body: limits.max_request_body_size,
             failed: false,
+            report: None,
         }
+    }
+
+    /// Also records the status it fails with in `report`.
+    pub fn reporting_to(mut self, report: Arc<OnceLock<Status>>) -> Self {
+        self.report = Some(report);
+        self
     }
 
     fn check(&mut self, data: &Bytes) -> Result<(), Status> {
@@ -163,6 +186,9 @@ impl http_body::Body for LimitedRequest {
             && let Err(status) = self.check(data)
         {
             self.failed = true;
+            if let Some(report) = &self.report {
+                let _ = report.set(status.clone());
+            }
             return Poll::Ready(Some(Err(status)));
         }
         Poll::Ready(Some(Ok(frame)))
@@ -200,6 +226,8 @@ pub struct LimitedResponse {
     /// Body bytes passed on so far.
     forwarded: u64,
     out: Out,
+    /// Set when the call's request was refused: the call must not end OK.
+    request_status: Option<Arc<OnceLock<Status>>>,
 }
 
 impl LimitedResponse {
@@ -211,6 +239,34 @@ impl LimitedResponse {
             held: BytesMut::new(),
             forwarded: 0,
             out: Out::Streaming,
+            request_status: None,
+        }
+    }
+
+    /// Ends the call with the status in `refused`, if the request was refused, instead of
+    /// an OK the handler may give.
+    pub fn with_request_status(mut self, refused: Arc<OnceLock<Status>>) -> Self {
+        self.request_status = Some(refused);
+        self
+    }
+
+    /// The trailers to end with: `trailers` unless the request was refused and they say
+    /// OK (or there are none).
+    fn final_trailers(&self, trailers: Option<HeaderMap>) -> Option<HeaderMap> {
+        let refused = self.request_status.as_ref().and_then(|r| r.get());
+        let ok = trailers
+            .as_ref()
+            .is_none_or(|t| t.get("grpc-status").is_none_or(|v| v == "0"));
+        match refused {
+            Some(status) if ok => {
+                let mut t = trailers.unwrap_or_default();
+                t.remove("grpc-status");
+                t.remove("grpc-message");
+                t.remove("grpc-status-details-bin");
+                let _ = status.add_header(&mut t);
+                Some(t)
+            }
+            _ => trailers,
         }
     }
 
@@ -290,6 +346,12 @@ impl http_body::Body for LimitedResponse {
                         }
                     }
                     Err(frame) => {
+                        let frame = match frame.into_trailers() {
+                            Ok(t) => this
+                                .final_trailers(Some(t))
+                                .map_or_else(|| Frame::trailers(HeaderMap::new()), Frame::trailers),
+                            Err(other) => other,
+                        };
                         // Trailers: whatever is held (a malformed tail) goes first.
                         match this.release(u64::MAX) {
                             Some(held) => {
@@ -302,18 +364,31 @@ impl http_body::Body for LimitedResponse {
                 },
                 Some(Err(status)) => return Poll::Ready(Some(Err(status))),
                 None => {
-                    this.out = Out::Done;
+                    this.out = match this.final_trailers(None) {
+                        Some(t) => Out::Refused(t),
+                        None => Out::Done,
+                    };
                     if let Some(held) = this.release(u64::MAX) {
                         return Poll::Ready(Some(Ok(Frame::data(held))));
                     }
-                    return Poll::Ready(None);
                 }
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.out, Out::Done)
+        match self.out {
+            Out::Done => true,
+            Out::Streaming => {
+                self.held.is_empty()
+                    && self.inner.is_end_stream()
+                    && self
+                        .request_status
+                        .as_ref()
+                        .is_none_or(|r| r.get().is_none())
+            }
+            Out::Then(_) | Out::Refused(_) => false,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -410,6 +485,36 @@ mod tests {
         let e = collect(b).await.1.expect_err("over");
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
         assert!(e.message().contains("max-request-body-size"), "{e:?}");
+    }
+
+    #[test]
+    fn a_trailers_only_response_stays_one() {
+        assert!(LimitedResponse::new(Body::empty(), 10).is_end_stream());
+        let b = LimitedResponse::new(body(vec![message(1, 0)], None), 10);
+        assert!(!b.is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_never_ends_ok() {
+        let refused = Arc::new(OnceLock::new());
+        let limits = Limits {
+            max_request_body_size: 6,
+            ..Limits::default()
+        };
+        let req = LimitedRequest::new(body(vec![message(3, 0)], None), Some(10), limits)
+            .reporting_to(refused.clone());
+        assert!(collect(req).await.1.is_err());
+        // The handler answered one message and OK anyway.
+        let res = LimitedResponse::new(body(vec![message(1, 0)], Some(ok_trailers())), 10)
+            .with_request_status(refused.clone());
+        let (data, end) = collect(res).await;
+        assert_eq!(data, message(1, 0));
+        let t = end.expect("trailers").expect("some");
+        assert_eq!(t.get("grpc-status").map(|v| v.as_bytes()), Some(&b"8"[..]));
+        // No trailers at all: ours are added.
+        let res = LimitedResponse::new(body(vec![], None), 10).with_request_status(refused);
+        let t = collect(res).await.1.expect("trailers").expect("some");
+        assert_eq!(t.get("grpc-status").map(|v| v.as_bytes()), Some(&b"8"[..]));
     }
 
     proptest! {
