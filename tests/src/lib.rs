@@ -7,6 +7,8 @@
 //!   ([`server::ServerProcess`]: ephemeral port, captured logs, signals, kill on drop;
 //!   [`server::run_to_exit`] for command-line tests).
 //! - [`http1`]: a raw HTTP/1.1 client for browser-shaped gRPC-web calls and close timing.
+//! - [`chromedriver`]: a ChromeDriver process for browser tests (free port, fresh profile,
+//!   killed on drop with its browsers).
 //! - [`h2raw`]: a raw HTTP/2 frame client ([`h2raw::RawH2`]) with frame parsing
 //!   ([`h2raw::Frame`], [`h2raw::GoAway`]), a minimal HPACK encoder for request headers and
 //!   gRPC message framing.
@@ -15,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod chromedriver;
 pub mod h2raw;
 pub mod http1;
 pub mod probe;

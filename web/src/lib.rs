@@ -1,0 +1,73 @@
+//! The dashboard: one page that shows, live, what the browser client's keepalive and
+//! reconnect machinery is doing, and lets you break the connection on purpose.
+//!
+//! Served by the server itself at `/` (`--web-root`, same origin: no CORS), built by Trunk
+//! (`Trunk.toml` at the repository root). `cargo xtask demo` builds it, starts the server
+//! with short keepalive values and chaos on, and prints the URL with the chaos token in
+//! its fragment (`#chaos=TOKEN`, see [`token`]).
+//!
+//! # Why plain `web-sys`, not Leptos
+//!
+//! The page is a fixed layout with a few dozen numbers and two lists that change: a
+//! static HTML skeleton (`web/index.html`, `web/style.css`) whose elements the Rust code
+//! fills in by id is all it needs. Leptos 0.8 (the newest stable, 0.8.23, checked with
+//! `cargo info`) would add its reactive runtime, renderer and macros — well over a
+//! hundred crates to compile on a 2-core machine and tens of kilobytes of wasm — to save
+//! little code here. Plain `web-sys`/`wasm-bindgen` are already built for the client, so
+//! the page adds no new crate: it builds in seconds after the client, and its wasm is
+//! the client's plus a little.
+//!
+//! # What it uses
+//!
+//! Only `client_wasm`'s Rust API: [`client_wasm::Client`] with `on_state`, `on_timeline`,
+//! `on_stats`, `subscribe_with` (the feed, so that the resume point is carried over when
+//! new settings make a new client), `publish`, `server_stats` and `chaos`.
+//!
+//! # Layout
+//!
+//! Native and wasm32 (pure, tested natively):
+//! - [`fmt`]: how times and numbers read.
+//! - [`rtt`]: the heartbeat round trips of the last 2 minutes: p50/p99, sparkline points.
+//! - [`settings`]: the page's default client settings; the settings form ↔ `ClientConfig`.
+//! - [`server_stats`]: the server panel's groups and labels.
+//! - [`timeline`]: what each client event says on the timeline.
+//! - [`token`]: the chaos token from the URL fragment.
+//!
+//! wasm32 only (the page):
+//! - `app`: the page's state, the client's lifecycle (new settings → new client) and the
+//!   render ticks.
+//! - `feed_stream`: the subscription the page keeps: resume point across clients, GoAway
+//!   reasons.
+//! - `dom`: the few DOM helpers the views share.
+//! - `views/`: one module per panel — `status` (state, time in state, countdown, RTT),
+//!   `counters`, `feed` (events and the publish box), `timeline`, `server`, `chaos`
+//!   (fault injection buttons), `settings` (the editable client settings).
+//!
+//! # Hooks for tests
+//!
+//! The page exposes what a WebDriver test reads: `#state[data-state]` (the connectivity
+//! state), `#state[data-lost]` (how many times it left READY), `body[data-ready-ms]`
+//! (`performance.now()` when it was first READY), and `li[data-seq]` in `#feed-list`.
+
+pub mod fmt;
+pub mod rtt;
+pub mod server_stats;
+pub mod settings;
+pub mod timeline;
+pub mod token;
+
+#[cfg(target_arch = "wasm32")]
+mod app;
+#[cfg(target_arch = "wasm32")]
+mod dom;
+#[cfg(target_arch = "wasm32")]
+mod feed_stream;
+#[cfg(target_arch = "wasm32")]
+mod views;
+
+/// Starts the page: finds its elements, creates the client, starts the render ticks.
+#[cfg(target_arch = "wasm32")]
+pub fn start() {
+    client_wasm::init_logging(tracing::Level::INFO);
+    app::start();
+}
