@@ -95,7 +95,10 @@ async fn too_many_sessions() {
         .expect_err("full");
     assert_eq!(
         (e.code(), e.message()),
-        (Code::ResourceExhausted, "too many sessions")
+        (
+            Code::ResourceExhausted,
+            "too many sessions: the server's limit is 2 (max-sessions)"
+        )
     );
 }
 

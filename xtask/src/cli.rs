@@ -4,6 +4,7 @@ use std::ffi::OsString;
 
 use crate::demo::DemoOptions;
 use crate::error::{Result, bail};
+use crate::fuzz::FuzzOptions;
 use crate::setup::Setup;
 use crate::test::TestOptions;
 
@@ -49,6 +50,13 @@ COMMANDS:
         wasm-bindgen --target web (ES module + TypeScript types) and
         wasm-opt -Oz into target/client-wasm/pkg; prints the sizes.
 
+    fuzz [--seconds N]
+        The long run of the fuzz harnesses (tests/tests/fuzz.rs: the HTTP/2
+        frame observer both ways, the gRPC message-size scanner, arbitrary
+        bytes against a real server): each harness runs N seconds (default
+        60), one at a time; prints executions and findings per harness.
+        `cargo xtask test` runs the same harnesses for a few seconds.
+
     help
         This text.
 ";
@@ -64,6 +72,8 @@ pub enum Task {
     Demo(DemoOptions),
     /// `cargo xtask client`.
     Client,
+    /// `cargo xtask fuzz`.
+    Fuzz(FuzzOptions),
     /// `cargo xtask help`, or no arguments.
     Help,
 }
@@ -130,6 +140,25 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task> {
                 }
             }
             Ok(Task::Test(test))
+        }
+        "fuzz" => {
+            no_passthrough("fuzz")?;
+            let mut fuzz = FuzzOptions::default();
+            let mut options = options.into_iter();
+            while let Some(option) = options.next() {
+                let value = match option.as_str() {
+                    "--seconds" => options.next(),
+                    other => match other.strip_prefix("--seconds=") {
+                        Some(v) => Some(v.to_owned()),
+                        None => bail!("unknown option `{other}` for `cargo xtask fuzz`"),
+                    },
+                };
+                fuzz.seconds = match value.as_deref().map(str::parse) {
+                    Some(Ok(n)) => n,
+                    _ => bail!("`--seconds` needs a number of seconds, e.g. `--seconds 300`"),
+                };
+            }
+            Ok(Task::Fuzz(fuzz))
         }
         "demo" => {
             let mut demo = DemoOptions {
@@ -205,10 +234,28 @@ mod tests {
     }
 
     #[test]
+    fn parses_fuzz() {
+        assert_eq!(
+            parse_str(&["fuzz"]).ok(),
+            Some(Task::Fuzz(FuzzOptions::default()))
+        );
+        assert_eq!(
+            parse_str(&["fuzz", "--seconds", "5"]).ok(),
+            Some(Task::Fuzz(FuzzOptions { seconds: 5 }))
+        );
+        assert_eq!(
+            parse_str(&["fuzz", "--seconds=7"]).ok(),
+            Some(Task::Fuzz(FuzzOptions { seconds: 7 }))
+        );
+    }
+
+    #[test]
     fn rejects_unknown_input() {
         assert!(parse_str(&["frobnicate"]).is_err());
         assert!(parse_str(&["test", "--lint"]).is_err());
         assert!(parse_str(&["demo", "--listen"]).is_err());
         assert!(parse_str(&["setup", "--", "x"]).is_err());
+        assert!(parse_str(&["fuzz", "--seconds"]).is_err());
+        assert!(parse_str(&["fuzz", "--seconds", "soon"]).is_err());
     }
 }

@@ -117,6 +117,28 @@ impl Cmd {
         self.check(status)
     }
 
+    /// Echoes the command, runs it with stdout inherited and stderr read line by line:
+    /// each line is echoed to our stderr and handed to `on_line` (e.g. to collect
+    /// figures a test prints). A non-zero exit is an error that names the command.
+    pub fn run_reading_stderr(&self, mut on_line: impl FnMut(&str)) -> Result<()> {
+        use std::io::BufRead;
+        println!("$ {self}");
+        let mut child = self
+            .command()
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| self.spawn_error(&e))?;
+        if let Some(stderr) = child.stderr.take() {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                on_line(&line);
+            }
+        }
+        let status = child.wait().map_err(|e| self.spawn_error(&e))?;
+        self.check(status)
+    }
+
     /// Runs the command silently (stdin closed, output captured) and returns its
     /// stdout if it exited 0, `None` if it could not start or failed.
     pub fn probe(&self) -> Option<String> {

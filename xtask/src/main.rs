@@ -13,6 +13,7 @@
 //!   what `.ci/run` runs.
 //! - `cargo xtask demo [--listen ADDR] [-- ARGS]`: run the release server with
 //!   demo keepalive values.
+//! - `cargo xtask fuzz [--seconds N]`: the long run of the fuzz harnesses.
 //! - `cargo xtask help`: usage.
 //!
 //! # Layout
@@ -33,6 +34,7 @@
 //! - [`controller`]: the test controller, a std-only HTTP endpoint through
 //!   which browser tests kill and restart that server.
 //! - [`demo`]: `cargo xtask demo`.
+//! - [`fuzz`]: `cargo xtask fuzz`.
 
 mod browser;
 mod cli;
@@ -41,6 +43,7 @@ mod cmd;
 mod controller;
 mod demo;
 mod error;
+mod fuzz;
 mod setup;
 mod supervisor;
 mod test;
@@ -62,6 +65,7 @@ fn run(task: Task) -> Result<()> {
         Task::Test(options) => test::run(&Workspace::locate()?, &options),
         Task::Demo(options) => demo::run(&Workspace::locate()?, &options),
         Task::Client => client::run(&Workspace::locate()?),
+        Task::Fuzz(options) => fuzz::run(&Workspace::locate()?, &options),
     }
 }
 

@@ -20,7 +20,7 @@
 //! - heartbeat during chaos REJECT_HEARTBEATS: UNAVAILABLE `heartbeats rejected (chaos)`;
 //! - resume token of another session: PERMISSION_DENIED
 //!   `resume token does not belong to this session`;
-//! - table full: RESOURCE_EXHAUSTED `too many sessions`;
+//! - table full: RESOURCE_EXHAUSTED `too many sessions: the server's limit is N (max-sessions)`;
 //! - bad publish: INVALID_ARGUMENT (the message says the limit);
 //! - chaos off / wrong token: PERMISSION_DENIED `chaos is disabled` / `wrong chaos token`.
 
@@ -160,7 +160,10 @@ impl Keepalive for KeepaliveService {
         _: Request<OpenSessionRequest>,
     ) -> Result<Response<OpenSessionResponse>, Status> {
         let (session, expired) = self.sessions.open().map_err(|e| match e {
-            OpenError::Full => Status::resource_exhausted("too many sessions"),
+            OpenError::Full => Status::resource_exhausted(format!(
+                "too many sessions: the server's limit is {} (max-sessions)",
+                self.settings.max_sessions
+            )),
             OpenError::Random(e) => {
                 tracing::error!(error = %e, "no randomness for a session id");
                 Status::internal("cannot create a session id")
