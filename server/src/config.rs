@@ -555,7 +555,7 @@ fn read_file(path: &PathBuf) -> Result<FileConfig, ConfigError> {
                 .map(|i| i + 1),
             None => e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
+                .map(|s| text.get(..s.start).unwrap_or(&text).lines().count().max(1)),
         };
         let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
         ConfigError(format!(

@@ -129,6 +129,72 @@ async fn a_preface_then_random_bytes_get_goaway_with_an_error_and_a_close() {
     .await;
 }
 
+/// CPU seconds (user + system) the process `pid` has used, from `/proc`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap_or(0) + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line (11 and 12 here); the
+    // kernel's USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+#[tokio::test]
+async fn a_preface_in_pieces_still_works_and_pieces_that_stop_cost_nothing() {
+    with_probe("partial prefaces", &["--first-bytes-timeout", "30s"], |srv| async move {
+        // A client that writes the preface byte by byte is served.
+        let mut c = RawH2::connect(srv.addr()).await.expect("connect");
+        for b in h2raw::PREFACE {
+            c.send_raw(&[*b]).await.expect("send");
+            tokio::time::sleep(secs(0.005)).await;
+        }
+        c.send_frame(Frame::SETTINGS, 0, 0, &[]).await.expect("settings");
+        let (seen, settings) = c.read_until(secs(5.0), Frame::is_settings).await.expect("read");
+        assert!(settings.is_some(), "no SETTINGS: {seen:?}");
+        c.ping(*b"in-piece").await.expect("ping");
+        let (seen, ack) = c
+            .read_until(secs(5.0), |f| f.ping_data() == Some(*b"in-piece"))
+            .await
+            .expect("read");
+        assert!(ack.is_some(), "{seen:?}");
+
+        // A piece of the preface, then something else: closed.
+        let mut bad = TcpStream::connect(srv.addr()).await.expect("connect");
+        bad.write_all(b"PRI * HT").await.expect("send");
+        tokio::time::sleep(secs(0.05)).await;
+        bad.write_all(b"XP/1.1\r\n\r\n").await.expect("send");
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(secs(5.0), bad.read(&mut buf)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+
+        // 1000 connections that sent `PRI` and stopped: they wait for more bytes without
+        // costing the server CPU (it used to poll every 2 ms: 60% of a core).
+        let mut idle = Vec::new();
+        for _ in 0..1000 {
+            let mut s = TcpStream::connect(srv.addr()).await.expect("connect");
+            s.write_all(b"PRI").await.expect("send");
+            idle.push(s);
+        }
+        tokio::time::sleep(secs(0.5)).await;
+        let before = cpu_seconds(srv.pid());
+        tokio::time::sleep(secs(2.0)).await;
+        let used = (cpu_seconds(srv.pid()) - before) / 2.0;
+        eprintln!("ANSWER 1000 connections that sent a piece of the preface: server CPU {:.0}% of a core", used * 100.0);
+        assert!(used < 0.2, "the server spent {:.0}% of a core on them", used * 100.0);
+        drop(idle);
+        srv
+    })
+    .await;
+}
+
 // --- Broken frames --------------------------------------------------------------------
 
 #[tokio::test]

@@ -42,6 +42,18 @@ impl ObservedIo {
             write_gate: StallGate::new(faults),
         }
     }
+
+    /// Hands `prefix` (bytes the protocol sniffing already took off the socket: a piece
+    /// of the preface) to h2 before anything read from the socket.
+    pub fn with_prefix(mut self, prefix: &[u8]) -> Self {
+        if !prefix.is_empty() {
+            self.incoming
+                .read_buf(prefix.len())
+                .extend_from_slice(prefix);
+            self.incoming.scan(&mut &*self.shared);
+        }
+        self
+    }
 }
 
 impl AsyncRead for ObservedIo {

@@ -102,9 +102,9 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
         faults: ctx.faults.clone(),
     };
     let first_bytes_timeout = ctx.settings.first_bytes_timeout;
-    let proto = tokio::select! {
+    let Sniffed { proto, consumed } = tokio::select! {
         p = tokio::time::timeout(first_bytes_timeout, sniff(&sock)) => match p {
-            Ok(Ok(Some(proto))) => proto,
+            Ok(Ok(Some(sniffed))) => sniffed,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => {
                 tracing::debug!(conn = id, %peer, error = %e, "connection failed before its first bytes");
@@ -146,11 +146,10 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
     let ending = match proto {
         Proto::H2 => {
             let sock = Arc::new(sock);
-            let io = TokioIo::new(io::ObservedIo::new(
-                sock.clone(),
-                shared.clone(),
-                ctx.faults.clone(),
-            ));
+            let io = TokioIo::new(
+                io::ObservedIo::new(sock.clone(), shared.clone(), ctx.faults.clone())
+                    .with_prefix(&consumed),
+            );
             let ending = {
                 let conn = pin!(
                     http2::Builder::new(TokioExecutor::new())
@@ -236,24 +235,60 @@ enum Ending {
     ChaosDrop,
 }
 
-/// Reads the first bytes without consuming them: the HTTP/2 preface means HTTP/2 with
-/// prior knowledge, anything else is HTTP/1.1. `None` when the client closed first.
-pub(crate) async fn sniff(sock: &TcpStream) -> std::io::Result<Option<Proto>> {
+/// What a connection's first bytes said.
+#[derive(Debug)]
+pub(crate) struct Sniffed {
+    /// The protocol.
+    pub proto: Proto,
+    /// Bytes of the HTTP/2 preface already taken off the socket (a client that sent it in
+    /// pieces): they go to h2 before anything else. Empty otherwise.
+    pub consumed: Vec<u8>,
+}
+
+/// Looks at the first bytes: the HTTP/2 preface means HTTP/2 with prior knowledge,
+/// anything else is HTTP/1.1. `None` when the client closed first.
+///
+/// The bytes are peeked, not read, so hyper sees them again — except when the client
+/// sent only a piece of the preface: peeking again would find the same bytes at once, and
+/// polling for more would cost a wakeup every few milliseconds for every such connection
+/// (a thousand connections that sent `PRI` kept a core busy). So that piece is read off
+/// the socket, the rest awaited as new bytes, and the piece handed to h2 first. A piece
+/// of the preface followed by something else is an error: no client does that.
+pub(crate) async fn sniff(sock: &TcpStream) -> std::io::Result<Option<Sniffed>> {
+    let preface = frame::PREFACE;
     let mut buf = [0u8; frame::PREFACE.len()];
-    loop {
-        let n = sock.peek(&mut buf).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        if buf[..n] != frame::PREFACE[..n] {
-            return Ok(Some(Proto::H1));
-        }
-        if n == buf.len() {
-            return Ok(Some(Proto::H2));
-        }
-        // A prefix of the preface: wait for the rest.
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    let n = sock.peek(&mut buf).await?;
+    let sniffed = |proto, consumed| Ok(Some(Sniffed { proto, consumed }));
+    if n == 0 {
+        return Ok(None);
     }
+    if buf[..n] != preface[..n] {
+        return sniffed(Proto::H1, Vec::new());
+    }
+    if n == preface.len() {
+        return sniffed(Proto::H2, Vec::new());
+    }
+    let mut got = Vec::with_capacity(preface.len());
+    while got.len() < preface.len() {
+        sock.readable().await?;
+        // Never more than the preface: what follows it is h2's to read.
+        let want = preface.len() - got.len();
+        match sock.try_read(&mut buf[..want]) {
+            Ok(0) => return Ok(None),
+            Ok(k) => {
+                got.extend_from_slice(&buf[..k]);
+                if got[..] != preface[..got.len()] {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "a piece of the HTTP/2 preface, then something else",
+                    ));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    sniffed(Proto::H2, got)
 }
 
 /// Drives the hyper connection `conn` with the keepalive core until either ends it.

@@ -86,7 +86,7 @@ where
 pub async fn refuse_tcp(mut sock: TcpStream, peer: SocketAddr, stats: &Stats) {
     Stats::inc(&stats.connections_refused_limit);
     let proto = match tokio::time::timeout(SNIFF_TIMEOUT, super::sniff(&sock)).await {
-        Ok(Ok(Some(proto))) => proto,
+        Ok(Ok(Some(sniffed))) => sniffed.proto,
         _ => {
             tracing::debug!(%peer, "connection over the limit closed: no request");
             return;
