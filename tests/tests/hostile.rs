@@ -327,6 +327,29 @@ async fn a_rapid_reset_flood_gets_goaway_enhance_your_calm() {
 }
 
 #[tokio::test]
+async fn a_continuation_flood_gets_goaway_enhance_your_calm() {
+    with_probe("CONTINUATION flood", &[], |srv| async move {
+        let mut c = RawH2::connect_and_handshake(srv.addr()).await.expect("h2");
+        // HEADERS without END_HEADERS, then empty CONTINUATIONs that never end the block.
+        let headers = h2raw::encode_headers(&h2raw::grpc_request_headers(c.authority(), CHECK));
+        let flood = encode_all(
+            std::iter::once(Frame::new(Frame::HEADERS, 0, 1, headers))
+                .chain((0..1000).map(|_| Frame::new(Frame::CONTINUATION, 0, 1, Vec::new()))),
+        );
+        send_ignoring_close(&mut c, &flood).await;
+        let (_, goaway) = goaway_then_close(&mut c, 5.0).await;
+        assert_eq!(
+            goaway.error_code,
+            error_code::ENHANCE_YOUR_CALM,
+            "{goaway:?}"
+        );
+        eprintln!("ANSWER HEADERS + 1000 CONTINUATION: {goaway:?}");
+        srv
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_window_update_flood_is_absorbed_and_an_overflow_gets_flow_control_error() {
     with_probe("WINDOW_UPDATE flood", &[], |srv| async move {
         let mut c = RawH2::connect_and_handshake(srv.addr()).await.expect("h2");
@@ -569,6 +592,58 @@ async fn h2_call(
         get("grpc-status"),
         get("grpc-message").unwrap_or_default(),
     )
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused() {
+    with_probe("oversized headers", &[], |srv| async move {
+        // HTTP/1.1: a 1 MB header (hyper reads at most ~400 KB of head).
+        let mut c = Http1::connect(srv.addr()).await.expect("connect");
+        let big = "x".repeat(1 << 20);
+        let req = format!("POST {CHECK} HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\n\r\n");
+        let _ = c.send_raw(req.as_bytes()).await;
+        let res = c.read_head(secs(5.0)).await.expect("an answer");
+        eprintln!("ANSWER HTTP/1.1 1 MB header: HTTP {}", res.status);
+        assert_eq!(res.status, 431, "{res:?}");
+
+        // HTTP/2: a 64 KB header list (over the 16 KB SETTINGS_MAX_HEADER_LIST_SIZE),
+        // sent in CONTINUATION frames.
+        let mut c = RawH2::connect_and_handshake(srv.addr()).await.expect("h2");
+        let mut headers = h2raw::grpc_request_headers(c.authority(), CHECK);
+        headers.push(("x-big".into(), "y".repeat(64 << 10)));
+        let block = h2raw::encode_headers(&headers);
+        let chunks: Vec<_> = block.chunks(h2raw::DEFAULT_MAX_FRAME_SIZE).collect();
+        let last = chunks.len() - 1;
+        let frames = chunks.iter().enumerate().map(|(i, chunk)| {
+            let kind = if i == 0 {
+                Frame::HEADERS
+            } else {
+                Frame::CONTINUATION
+            };
+            let flags = if i == last {
+                Frame::END_HEADERS | Frame::END_STREAM
+            } else {
+                0
+            };
+            Frame::new(kind, flags, 1, chunk.to_vec())
+        });
+        send_ignoring_close(&mut c, &encode_all(frames)).await;
+        let (seen, answer) = c
+            .read_until(secs(5.0), |f| f.stream_id == 1 || f.goaway().is_some())
+            .await
+            .expect("read");
+        let answer = answer.unwrap_or_else(|| panic!("no answer: {seen:?}"));
+        eprintln!("ANSWER HTTP/2 64 KB header list: {answer:?}");
+        // Far over the limit, h2 treats it as abuse of the connection (a little over, it
+        // would answer the stream alone).
+        let goaway = answer.goaway().unwrap_or_else(|| panic!("{answer:?}"));
+        assert_eq!(
+            (goaway.error_code, goaway.debug_str().as_str()),
+            (error_code::ENHANCE_YOUR_CALM, "header_list_way_too_large")
+        );
+        srv
+    })
+    .await;
 }
 
 // --- Slow and many clients ------------------------------------------------------------
