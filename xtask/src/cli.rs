@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 
+use crate::bench::BenchOptions;
 use crate::demo::DemoOptions;
 use crate::error::{Result, bail};
 use crate::fuzz::FuzzOptions;
@@ -45,6 +46,17 @@ COMMANDS:
         on ADDR (default 127.0.0.1:8080). Ctrl-C stops it.
         Arguments after -- are appended to the server's command line.
 
+    bench [--quick] [--only SCENARIO,...]
+        Build the release server, loadgen and bench-server, then measure on
+        127.0.0.1: capacity (100, 1 000, 10 000 browser sessions), overhead
+        (our server vs a stock tonic server, HTTP/2 and gRPC-web/HTTP/1.1),
+        detection (chaos STALL), recovery (server restart), fan-out (1 000
+        subscribers) and sizes (client and dashboard wasm). Prints markdown
+        tables; writes target/bench/bench.md and bench.json and every
+        process's log. About 5 minutes. Nothing timed is asserted.
+        --quick: few sessions, short windows (checks that it runs).
+        --only: some of capacity, overhead, detection, recovery, fanout, sizes.
+
     client
         Build the browser client for plain JavaScript: release wasm,
         wasm-bindgen --target web (ES module + TypeScript types) and
@@ -68,6 +80,8 @@ pub enum Task {
     Setup(Setup),
     /// `cargo xtask test`.
     Test(TestOptions),
+    /// `cargo xtask bench`.
+    Bench(BenchOptions),
     /// `cargo xtask demo`.
     Demo(DemoOptions),
     /// `cargo xtask client`.
@@ -108,6 +122,31 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task> {
     };
     match command.as_ref() {
         "help" | "-h" | "--help" => Ok(Task::Help),
+        "bench" => {
+            no_passthrough("bench")?;
+            let mut bench = BenchOptions::default();
+            let mut options = options.into_iter();
+            while let Some(option) = options.next() {
+                let only = match option.as_str() {
+                    "--quick" => {
+                        bench.quick = true;
+                        continue;
+                    }
+                    "--only" => options.next(),
+                    other => match other.strip_prefix("--only=") {
+                        Some(v) => Some(v.to_owned()),
+                        None => bail!("unknown option `{other}` for `cargo xtask bench`"),
+                    },
+                };
+                let Some(only) = only else {
+                    bail!("`--only` needs scenarios, e.g. `--only capacity,overhead`");
+                };
+                bench
+                    .only
+                    .extend(only.split(',').filter(|s| !s.is_empty()).map(String::from));
+            }
+            Ok(Task::Bench(bench))
+        }
         "client" => {
             no_passthrough("client")?;
             if let Some(other) = options.first() {
@@ -247,6 +286,19 @@ mod tests {
             parse_str(&["fuzz", "--seconds=7"]).ok(),
             Some(Task::Fuzz(FuzzOptions { seconds: 7 }))
         );
+    }
+
+    #[test]
+    fn parses_bench() {
+        assert_eq!(
+            parse_str(&["bench", "--quick", "--only", "capacity,sizes"]).ok(),
+            Some(Task::Bench(BenchOptions {
+                quick: true,
+                only: vec!["capacity".into(), "sizes".into()],
+            }))
+        );
+        assert!(parse_str(&["bench", "--only"]).is_err());
+        assert!(parse_str(&["bench", "--fast"]).is_err());
     }
 
     #[test]

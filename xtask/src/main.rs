@@ -14,6 +14,8 @@
 //! - `cargo xtask demo [--listen ADDR] [-- ARGS]`: run the release server with
 //!   demo keepalive values.
 //! - `cargo xtask fuzz [--seconds N]`: the long run of the fuzz harnesses.
+//! - `cargo xtask bench [--quick] [--only ...]`: measure capacity, overhead,
+//!   detection, recovery, fan-out and sizes (issue 5); markdown and JSON.
 //! - `cargo xtask help`: usage.
 //!
 //! # Layout
@@ -34,8 +36,10 @@
 //! - [`controller`]: the test controller, a std-only HTTP endpoint through
 //!   which browser tests kill and restart that server.
 //! - [`demo`]: `cargo xtask demo`.
+//! - [`bench`]: `cargo xtask bench`, its child processes and its report.
 //! - [`fuzz`]: `cargo xtask fuzz`.
 
+mod bench;
 mod browser;
 mod cli;
 mod client;
@@ -65,6 +69,7 @@ fn run(task: Task) -> Result<()> {
         Task::Test(options) => test::run(&Workspace::locate()?, &options),
         Task::Demo(options) => demo::run(&Workspace::locate()?, &options),
         Task::Client => client::run(&Workspace::locate()?),
+        Task::Bench(options) => bench::run(&Workspace::locate()?, &options),
         Task::Fuzz(options) => fuzz::run(&Workspace::locate()?, &options),
     }
 }
