@@ -304,7 +304,7 @@ fn has_flag(help: &str, flag: &str) -> bool {
 }
 
 /// 128 bits from std's randomly seeded hasher, as hex: a fresh chaos token per run.
-fn random_token() -> String {
+pub fn random_token() -> String {
     use std::hash::{BuildHasher, RandomState};
     let seed = (
         std::process::id(),

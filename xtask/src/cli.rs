@@ -34,6 +34,8 @@ COMMANDS:
         --no-lint: skip fmt and clippy.
         --no-browser: skip the browser setup and the browser tests.
         --browser-only: setup, build the server, browser tests; nothing else.
+        With the browser tests, the dashboard is built first (trunk build
+        --release) for its end-to-end test (tests/tests/dashboard_e2e.rs).
         Arguments after -- go to `cargo test --workspace` (with
         --browser-only: to the wasm `cargo test`, e.g. a test name).
         The native tests get KEEPALIVE_PYTHON, KEEPALIVE_PEER,
@@ -42,9 +44,14 @@ COMMANDS:
         has chaos) KEEPALIVE_TEST_CHAOS_TOKEN.
 
     demo [--listen ADDR] [-- SERVER_ARGS...]
-        setup, build the release server and run it with demo keepalive values
-        on ADDR (default 127.0.0.1:8080). Ctrl-C stops it.
-        Arguments after -- are appended to the server's command line.
+        setup (with trunk, wasm-bindgen and wasm-opt), build the dashboard
+        (trunk build --release into web/dist) and the release server, and run
+        it on ADDR (default 127.0.0.1:8080) with demo settings: short keepalive
+        values, a ticker, the page at /, chaos on with a fresh token. Prints
+        the page's URL, http://ADDR/#chaos=TOKEN (the token stays in the URL
+        fragment). The page's Restart button restarts the server; Ctrl-C
+        stops everything. Arguments after -- are appended to the server's
+        command line.
 
     bench [--quick] [--only SCENARIO,...]
         Build the release server, loadgen and bench-server, then measure on

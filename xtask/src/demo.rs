@@ -1,21 +1,51 @@
-//! `cargo xtask demo`: build the release server and run it with demo keepalive values.
+//! `cargo xtask demo`: build the dashboard and the release server, run the server with demo
+//! settings under a supervisor, and print the page's URL.
 //!
-//! The values are short enough to watch every mechanism happen by hand (a
-//! keepalive PING every 10 s, idle GOAWAY after a minute, age GOAWAY after five).
-//! On Unix xtask *becomes* the server (`exec`), so Ctrl-C reaches the server
-//! directly, it drains gracefully, and its exit code is the command's.
+//! 1. Setup: the usual steps plus what the page needs (wasm-bindgen-cli, trunk, wasm-opt;
+//!    not Chromium).
+//! 2. Build the page (`trunk build --release` into `web/dist`, see [`crate::page`]) and the
+//!    release server.
+//! 3. Serve: the server runs with [`DEMO_FLAGS`] — short keepalive values so that every
+//!    mechanism shows within seconds — a ticker, the page (`--web-root web/dist`), a
+//!    file-backed event log in `target/demo/` (fresh for each demo, kept across restarts
+//!    so the feed resumes with nothing lost), and chaos on with a fresh random token.
+//!    The token goes into `target/demo/chaos.toml` (mode 0600, read with `--config`, so it
+//!    is not on the server's command line) and into the URL printed here, in the fragment
+//!    (`/#chaos=TOKEN`), which browsers never send to a server: only whoever opens that URL
+//!    can break things.
+//! 4. Supervise: when the server exits with code 75 (the page's "Restart server", chaos
+//!    RESTART: a graceful stop), it is started again on the same port; exit code 0 (Ctrl-C)
+//!    ends the demo; anything else is an error.
+//!
+//! Ctrl-C: the terminal sends SIGINT to the whole process group. The server drains
+//! gracefully on it (GoAway to every subscription, GOAWAY to every connection) and exits 0;
+//! xtask must outlive it to see that exit and print the end. Rust's standard library
+//! cannot ignore a signal, so before serving, xtask runs itself again through
+//! `sh -c "trap '' INT; exec ..."` (an ignored signal stays ignored across `exec`). The
+//! server installs its own SIGINT handler, so it still gets Ctrl-C. Setup and the builds
+//! run before that, with Ctrl-C working as usual.
 
 use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
 
+use crate::browser::random_token;
 use crate::cmd::Cmd;
-use crate::error::Result;
+use crate::error::{Error, Result, bail};
+use crate::page;
 use crate::setup::{self, Setup};
+use crate::supervisor::{ServerSpec, Supervisor};
 use crate::workspace::Workspace;
 
 /// The address the demo listens on unless `--listen` says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-/// The server flags of the demo, after `--listen ADDR`.
+/// The server flags of the demo (after `--listen ADDR`). The page's client defaults are
+/// Time 2 s, Timeout 2 s: a dead connection shows within 4 s.
+///
+/// The ticker (2.5 s) is slower than the client's Time (2 s) on purpose: a heartbeat goes
+/// out between two ticks, so the RTT sparkline fills (a client that keeps receiving never
+/// needs to send one). The stream heartbeat (5 s) only speaks when the ticker does not.
 const DEMO_FLAGS: &[&str] = &[
     "--keepalive-time",
     "10s",
@@ -28,9 +58,26 @@ const DEMO_FLAGS: &[&str] = &[
     "--max-connection-age-grace",
     "30s",
     "--min-ping-interval",
-    "5s",
+    "1s",
     "--permit-keepalive-without-stream",
+    "--stream-heartbeat-interval",
+    "5s",
+    "--tick-interval",
+    "2500ms",
+    "--max-stream-age",
+    "60s",
+    "--shutdown-grace",
+    "3s",
 ];
+
+/// The server's exit code when it stops to be restarted (`server::RESTART_EXIT_CODE`).
+const RESTART_EXIT_CODE: i32 = 75;
+
+/// Set in the re-executed xtask that serves (see the module docs).
+const SERVE_ENV: &str = "XTASK_DEMO_SERVE";
+
+/// Runs `"$0" "$@"` with SIGINT ignored.
+const IGNORING_SIGINT: &str = "trap '' INT; exec \"$0\" \"$@\"";
 
 /// Options of `cargo xtask demo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,37 +109,143 @@ fn connect_address(listen: &str) -> String {
     }
 }
 
-/// Runs `cargo xtask demo`. Returns only on failure (on Unix the server
-/// replaces this process; elsewhere the process exits with the server's code).
+/// The page's URL, with the chaos token in the fragment.
+fn page_url(addr: &str, token: &str) -> String {
+    format!("http://{addr}/#chaos={token}")
+}
+
+/// Runs `cargo xtask demo`: builds, then serves until Ctrl-C.
 pub fn run(ws: &Workspace, opts: &DemoOptions) -> Result<()> {
+    if std::env::var_os(SERVE_ENV).is_some() {
+        return serve(ws, opts);
+    }
     setup::run(ws, Setup { browser: false })?;
+    setup::page_tools(ws)?;
+    let dist = page::build(ws)?;
+    let sizes = page::wasm_sizes(&dist)?;
     ws.cargo()
         .args(["build", "--release", "-p", "server", "--bin", "server"])
         .run()?;
-    let server = ws
-        .target_dir()
+    println!(
+        "\ndashboard: {} (wasm {}, {} gzip)",
+        ws.rel(&dist),
+        page::kb(sizes.raw),
+        page::kb(sizes.gzip)
+    );
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::new(format!("cannot find xtask's own executable: {e}")))?;
+    Err(Cmd::new("sh")
+        .arg("-c")
+        .arg(IGNORING_SIGINT)
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(SERVE_ENV, "1")
+        .exec())
+}
+
+/// Starts the server under a supervisor and restarts it on request until it stops.
+fn serve(ws: &Workspace, opts: &DemoOptions) -> Result<()> {
+    let target = ws.target_dir();
+    let server = target
         .join("release")
         .join(format!("server{}", std::env::consts::EXE_SUFFIX));
-
-    let addr = connect_address(&opts.listen);
+    if !server.is_file() {
+        bail!(
+            "no release server at {}: run `cargo xtask demo` (it builds it)",
+            ws.rel(&server)
+        );
+    }
+    let dir = target.join("demo");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::new(format!("cannot create {}: {e}", dir.display())))?;
+    let events = dir.join("events.log");
+    let _ = std::fs::remove_file(&events);
+    let token = random_token();
+    let chaos_config = dir.join("chaos.toml");
+    write_private(
+        &chaos_config,
+        &format!("chaos = true\nchaos_token = \"{token}\"\n"),
+    )?;
+    let path = |p: &Path| p.display().to_string();
+    let mut args: Vec<String> = DEMO_FLAGS.iter().map(|s| (*s).to_owned()).collect();
+    args.extend([
+        "--config".to_owned(),
+        path(&chaos_config),
+        "--web-root".to_owned(),
+        path(&page::dist_dir(ws)),
+        "--event-log".to_owned(),
+        path(&events),
+    ]);
+    args.extend(
+        opts.server_args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
+    let log = dir.join("server.log");
+    let mut sup = Supervisor::new(
+        ServerSpec {
+            program: server,
+            args,
+            env: Vec::new(),
+            dir: ws.root.clone(),
+        },
+        Some(&log),
+    )?
+    .listen_on(&opts.listen)
+    .echo(true);
+    sup.start()?;
+    let addr = connect_address(
+        &sup.addr()
+            .map_or_else(|| opts.listen.clone(), |a| a.to_string()),
+    );
+    let url = page_url(&addr, &token);
     println!();
-    println!("Demo server (Ctrl-C stops it gracefully):");
-    println!("  page:    http://{addr}/");
-    println!("  health:  grpcurl -plaintext {addr} grpc.health.v1.Health/Check");
+    println!("Demo running (Ctrl-C stops it):");
+    println!("  dashboard: {url}");
+    println!("             (the part after # is the chaos token: it stays in your browser)");
+    println!("  server log: {}", ws.rel(&log));
+    println!("  health:    grpcurl -plaintext {addr} grpc.health.v1.Health/Check");
     println!(
-        "  peer:    {} {} health --target {addr}",
+        "  peer:      {} {} health --target {addr}",
         ws.rel(&ws.venv_python()),
         ws.rel(&ws.peer_script())
     );
     println!();
 
-    let err = Cmd::new(&server)
-        .dir(&ws.root)
-        .args(["--listen", &opts.listen])
-        .args(DEMO_FLAGS)
-        .args(&opts.server_args)
-        .exec();
-    Err(err)
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let Some(status) = sup.poll_exit() else {
+            continue;
+        };
+        match status.code() {
+            Some(RESTART_EXIT_CODE) => {
+                println!(
+                    "\n[demo] the server stopped to restart (chaos RESTART): starting it again"
+                );
+                sup.start()?;
+                println!("[demo] the server is back: {url}\n");
+            }
+            Some(0) => {
+                println!("\n[demo] the server stopped; the demo is over");
+                return Ok(());
+            }
+            _ => bail!("the server exited ({status}); its log: {}", ws.rel(&log)),
+        }
+    }
+}
+
+/// Writes `text` to `path`, readable by its owner only.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -104,5 +257,28 @@ mod tests {
         assert_eq!(connect_address("0.0.0.0:8080"), "127.0.0.1:8080");
         assert_eq!(connect_address("[::]:9"), "[::1]:9");
         assert_eq!(connect_address("127.0.0.1:8080"), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn the_token_travels_in_the_fragment() {
+        assert_eq!(
+            page_url("127.0.0.1:8080", "abc"),
+            "http://127.0.0.1:8080/#chaos=abc"
+        );
+    }
+
+    #[test]
+    fn private_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("xtask-demo-private-{}", std::process::id()));
+        write_private(&path, "x").expect("write");
+        write_private(&path, "chaos = true\n").expect("overwrite");
+        let meta = std::fs::metadata(&path).expect("metadata");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "chaos = true\n"
+        );
+        let _ = std::fs::remove_file(&path);
     }
 }

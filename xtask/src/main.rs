@@ -11,8 +11,9 @@
 //!   setup (with the browser tools), fmt, clippy, build the server,
 //!   `cargo test --workspace`, the browser tests in headless Chromium. This is
 //!   what `.ci/run` runs.
-//! - `cargo xtask demo [--listen ADDR] [-- ARGS]`: run the release server with
-//!   demo keepalive values.
+//! - `cargo xtask demo [--listen ADDR] [-- ARGS]`: build the dashboard and the
+//!   release server, run it with demo settings (restarted on request), print
+//!   the page's URL.
 //! - `cargo xtask fuzz [--seconds N]`: the long run of the fuzz harnesses.
 //! - `cargo xtask bench [--quick] [--only ...]`: measure capacity, overhead,
 //!   detection, recovery, fan-out and sizes (issue 5); markdown and JSON.
@@ -36,6 +37,7 @@
 //! - [`controller`]: the test controller, a std-only HTTP endpoint through
 //!   which browser tests kill and restart that server.
 //! - [`demo`]: `cargo xtask demo`.
+//! - [`page`]: the dashboard built with Trunk (for `demo` and `test`).
 //! - [`bench`]: `cargo xtask bench`, its child processes and its report.
 //! - [`fuzz`]: `cargo xtask fuzz`.
 
@@ -48,6 +50,7 @@ mod controller;
 mod demo;
 mod error;
 mod fuzz;
+mod page;
 mod setup;
 mod supervisor;
 mod test;

@@ -63,6 +63,14 @@ pub fn run(ws: &Workspace, setup: Setup) -> Result<()> {
     Ok(())
 }
 
+/// What building the dashboard needs (`cargo xtask demo`): wasm-bindgen-cli, trunk and
+/// wasm-opt, the `--browser` tools without Chromium and wasm-pack.
+pub fn page_tools(ws: &Workspace) -> Result<()> {
+    wasm_bindgen_cli(ws)?;
+    trunk(ws)?;
+    binaryen(ws)
+}
+
 /// Prints one progress line.
 fn report(step: &str, what: impl std::fmt::Display) {
     println!("[setup] {step}: {what}");

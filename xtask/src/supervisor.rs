@@ -5,6 +5,10 @@
 //! same flags, so a browser test can kill the server and see its client reconnect to the
 //! "same" server. Every line the processes print is kept (prefixed `[server PID]`) and
 //! appended to a log file. Dropping the supervisor kills the process.
+//!
+//! `cargo xtask demo` uses it too, on the demo's address ([`Supervisor::listen_on`]),
+//! printing the server's lines as they come ([`Supervisor::echo`]), and starts the server
+//! again when it exits for a restart ([`Supervisor::poll_exit`]).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -40,17 +44,28 @@ pub struct ServerSpec {
     pub dir: PathBuf,
 }
 
+/// Lines kept in memory (the file keeps them all); past this the older half goes.
+const MAX_LINES: usize = 100_000;
+
 /// The captured output of every process, in memory and in a file.
 #[derive(Debug, Default)]
 struct LogSink {
     lines: Vec<String>,
     file: Option<File>,
+    /// Also print each line on our stderr (`cargo xtask demo`).
+    echo: bool,
 }
 
 impl LogSink {
     fn push(&mut self, line: String) {
         if let Some(file) = &mut self.file {
             let _ = writeln!(file, "{line}");
+        }
+        if self.echo {
+            eprintln!("{line}");
+        }
+        if self.lines.len() >= MAX_LINES {
+            self.lines.drain(..MAX_LINES / 2);
         }
         self.lines.push(line);
     }
@@ -166,8 +181,31 @@ impl Supervisor {
             log: Arc::new(Mutex::new(LogSink {
                 lines: Vec::new(),
                 file,
+                echo: false,
             })),
         })
+    }
+
+    /// Listens on `addr` instead of a free port of 127.0.0.1 (before the first start).
+    pub fn listen_on(mut self, addr: &str) -> Self {
+        addr.clone_into(&mut self.listen);
+        self
+    }
+
+    /// Also prints every line of the server on our stderr.
+    pub fn echo(self, echo: bool) -> Self {
+        lock(&self.log).echo = echo;
+        self
+    }
+
+    /// How the process ended, once it has (`None` while it runs, or when none was
+    /// started). Reaps it: a later [`start`](Self::start) starts a new one.
+    pub fn poll_exit(&mut self) -> Option<ExitStatus> {
+        let running = self.running.as_mut()?;
+        let status = running.child.try_wait().ok().flatten()?;
+        self.last_exit = Some(status.to_string());
+        self.running = None;
+        Some(status)
     }
 
     /// The bound address, once started.
@@ -572,6 +610,46 @@ exec sleep 60
         assert!(!stopped.running);
         assert_eq!(stopped.pid, None);
         assert_eq!(stopped.starts, 3);
+    }
+
+    #[test]
+    fn fixed_address_and_exit_status() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("xtask-supervisor-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        let path = dir.join("restart.sh");
+        std::fs::write(
+            &path,
+            "#!/bin/sh\necho \"listening on $2\" >&2\nsleep 0.2\nexit 75\n",
+        )
+        .expect("write script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod script");
+        let spec = ServerSpec {
+            program: path,
+            args: vec![],
+            env: vec![],
+            dir: std::env::temp_dir(),
+        };
+        let mut sup = Supervisor::new(spec, None)
+            .expect("supervisor")
+            .listen_on("127.0.0.1:4343");
+        assert_eq!(sup.poll_exit(), None, "nothing started yet");
+        for round in 1..=2 {
+            sup.start().expect("start");
+            assert_eq!(sup.addr(), "127.0.0.1:4343".parse().ok());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let status = loop {
+                if let Some(status) = sup.poll_exit() {
+                    break status;
+                }
+                assert!(Instant::now() < deadline, "the script did not exit");
+                thread::sleep(Duration::from_millis(20));
+            };
+            assert_eq!(status.code(), Some(75));
+            assert_eq!(sup.status().starts, round);
+            assert!(!sup.status().running);
+        }
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //!    `cargo clippy --workspace --all-targets -- -D warnings` and the same for
 //!    `client-wasm` on `wasm32-unknown-unknown` (skipped with `--no-lint`);
 //! 3. `cargo build -p server --bin server`, so integration tests can start it;
-//! 4. `cargo test --workspace` (plus any arguments given after `--`), with the
+//! 4. with the browser tests: `trunk build --release` of the dashboard
+//!    ([`crate::page`]), which `tests/tests/dashboard_e2e.rs` opens in headless
+//!    Chromium (it gets `KEEPALIVE_DASHBOARD_E2E=require` and `KEEPALIVE_WEB_DIST`);
+//! 5. `cargo test --workspace` (plus any arguments given after `--`), with the
 //!    environment in [`test_env`];
-//! 5. the browser tests ([`crate::browser`]): `client-wasm`'s tests in headless
+//! 6. the browser tests ([`crate::browser`]): `client-wasm`'s tests in headless
 //!    Chromium against the real server (skipped with `--no-browser`).
 //!
 //! `--browser-only` runs setup, the server build and the browser tests only.
@@ -22,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::browser;
 use crate::error::{Error, Result, bail};
+use crate::page;
 use crate::setup::{self, Setup};
 use crate::workspace::Workspace;
 
@@ -170,11 +174,14 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
         "-D",
         "warnings",
     ]);
-    // The browser client is mostly wasm-only code: lint it as the browser builds it.
+    // The browser client and the dashboard are mostly wasm-only code: lint them as the
+    // browser builds them.
     let clippy_wasm = ws.cargo().args([
         "clippy",
         "-p",
         "client-wasm",
+        "-p",
+        "web",
         "--target",
         setup::WASM_TARGET,
         "--all-targets",
@@ -198,6 +205,34 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
     runner.step(build.to_string(), || build.run())?;
 
     let target_dir = ws.target_dir();
+    // The dashboard's browser test (in `cargo test --workspace`) opens the built page.
+    const PAGE_STEP: &str = "trunk build --release (the dashboard, web/)";
+    let page_dist = if browser && !opts.browser_only {
+        let mut dist = None;
+        runner.step(PAGE_STEP, || {
+            let built = page::build(ws)?;
+            let sizes = page::wasm_sizes(&built)?;
+            println!(
+                "dashboard: {} (wasm {} bytes, {} gzip)",
+                ws.rel(&built),
+                sizes.raw,
+                sizes.gzip
+            );
+            dist = Some(built);
+            Ok(())
+        })?;
+        dist
+    } else {
+        runner.skip(
+            PAGE_STEP,
+            if browser {
+                "--browser-only"
+            } else {
+                "--no-browser"
+            },
+        );
+        None
+    };
     // The header names the command without the long environment; `run` echoes it in full.
     let name = format!(
         "cargo test --workspace{}",
@@ -215,6 +250,11 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
             .args(&opts.cargo_test_args);
         for (key, value) in test_env(ws, &target_dir) {
             test = test.env(key, value);
+        }
+        if let Some(dist) = &page_dist {
+            test = test
+                .env("KEEPALIVE_DASHBOARD_E2E", "require")
+                .env("KEEPALIVE_WEB_DIST", dist);
         }
         runner.step(name, || test.run())?;
     }
