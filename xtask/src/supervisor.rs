@@ -463,10 +463,13 @@ fn spawn_reader(
                 Ok(_) => {
                     let line = String::from_utf8_lossy(&buf);
                     let line = strip_ansi(line.trim_end_matches(['\n', '\r']));
-                    if !sent && let Some(addr) = parse_listen_addr(&line) {
+                    let addr = parse_listen_addr(&line);
+                    // Logged before the address is announced: whoever waits for the
+                    // address finds the line in the log.
+                    lock(&log).push(format!("[server {pid}] {line}"));
+                    if !sent && let Some(addr) = addr {
                         sent = tx.send(addr).is_ok();
                     }
-                    lock(&log).push(format!("[server {pid}] {line}"));
                 }
             }
         }
@@ -593,13 +596,14 @@ exec sleep 60
                 .is_some_and(|e| e.contains("signal")),
             "{second:?}"
         );
-        // The restart passed the bound address, not port 0.
-        assert!(
-            sup.log_text()
-                .contains("args: --listen 127.0.0.1:4242 --cors-allow-origin *"),
-            "{}",
-            sup.log_text()
-        );
+        // The restart passed the bound address, not port 0 (the line comes on stdout,
+        // read by another thread than the `listening on` line: wait for it).
+        let expected = "args: --listen 127.0.0.1:4242 --cors-allow-origin *";
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !sup.log_text().contains(expected) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert!(sup.log_text().contains(expected), "{}", sup.log_text());
 
         sup.kill();
         assert!(!sup.status().running);
