@@ -18,7 +18,6 @@ fn main() -> ExitCode {
         Err(CliOutcome::Error(e)) => return fail(&e),
     };
     init_tracing();
-    server::fdlimit::raise_and_log(config.max_connections);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -29,11 +28,14 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
+    let max_connections = config.max_connections;
     runtime.block_on(async {
         let server = match Server::bind(config).await {
             Ok(s) => s,
             Err(e) => return fail(&e),
         };
+        // After the bind, so that a bad config or a port in use stays a one-line error.
+        server::fdlimit::raise_and_log(max_connections);
         match server.serve_or_restart(server::shutdown_signal()).await {
             Ok(Stopped::Shutdown) => ExitCode::SUCCESS,
             Ok(Stopped::Restart) => ExitCode::from(server::RESTART_EXIT_CODE),

@@ -229,6 +229,14 @@ async fn connections_over_the_limit_are_refused_in_their_protocol_and_the_others
     // 1 probe + 3 idle = 4 = the limit.
     let srv =
         ServerProcess::start(&["--max-connections", "4", "--first-bytes-timeout", "60s"]).await;
+    // The server raised (or reported) its open-file limit at start.
+    assert!(
+        srv.wait_for_log("open file limit", secs(2.0))
+            .await
+            .is_some(),
+        "{}",
+        srv.logs_text()
+    );
     let probe = Probe::start(srv.addr());
     let mut idle = Vec::new();
     for _ in 0..3 {
