@@ -137,7 +137,6 @@ impl App {
             if let Some(body) = dom::document().body() {
                 let _ = body.set_attribute("data-ready-ms", &format!("{ms:.1}"));
             }
-            tracing::info!("READY {ms:.1} ms after the page started loading");
         }
         self.state = info.state;
         self.render_status(info.clone());
@@ -228,7 +227,7 @@ fn with_current(weak: &Weak<RefCell<App>>, generation: u64, f: impl FnOnce(&mut 
     let Some(app) = weak.upgrade() else { return };
     let Ok(mut a) = app.try_borrow_mut() else {
         // Only a bug could get here (a client call made while the app is borrowed).
-        tracing::warn!("dashboard: a client event arrived while the page was busy; skipped");
+        web_sys::console::warn_1(&"dashboard: a client event arrived while busy; skipped".into());
         return;
     };
     if a.generation == generation {
