@@ -48,12 +48,25 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 }
 
 impl ChromeDriver {
-    /// Starts `program` on a free port and waits until it is ready.
+    /// Starts `program` on a free port and waits until it is ready. ChromeDriver also
+    /// binds the port on `::1` and exits when that is taken, so a port that turns out to
+    /// be busy is replaced by another, a few times.
     ///
     /// # Errors
-    /// If it cannot be spawned, exits, or is not ready within 20 s.
+    /// If it cannot be spawned, exits every time, or is not ready within 20 s.
     pub fn start(program: &Path) -> std::io::Result<ChromeDriver> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut last = None;
+        for _ in 0..5 {
+            match Self::start_once(program) {
+                Ok(driver) => return Ok(driver),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("chromedriver did not start")))
+    }
+
+    fn start_once(program: &Path) -> std::io::Result<ChromeDriver> {
+        let port = free_port()?;
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
@@ -150,6 +163,22 @@ impl Drop for ChromeDriver {
         kill_processes_mentioning(&self.profile.display().to_string());
         let _ = std::fs::remove_dir_all(&self.profile);
     }
+}
+
+/// A port free on 127.0.0.1 and, where IPv6 is there, on ::1 (ChromeDriver binds both).
+fn free_port() -> std::io::Result<u16> {
+    for _ in 0..20 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        match TcpListener::bind(("::1", port)) {
+            Ok(_) => return Ok(port),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            // No IPv6 loopback: ChromeDriver will not use it either.
+            Err(_) => return Ok(port),
+        }
+    }
+    Err(std::io::Error::other(
+        "no port free on both 127.0.0.1 and ::1",
+    ))
 }
 
 /// SIGKILLs every process whose command line contains `marker` (Chromium and its helpers,

@@ -45,8 +45,8 @@ impl ChaosView {
                 "Each button asks the server to misbehave; watch the state, the timeline and \
                  the feed recover."
             } else {
-                "Disabled: no chaos token. Open the URL `cargo xtask demo` prints (it ends in \
-                 #chaos=…)."
+                "Disabled: no chaos token. Open the URL that cargo xtask demo prints (it ends \
+                 in #chaos=…)."
             },
         );
     }
