@@ -147,40 +147,62 @@ impl Feed {
     async fn serve(&mut self, welcome: Welcome) -> Result<(), Ended> {
         self.send(Kind::Welcome(welcome)).await?;
         let mut head = self.ctx.log.watch_head();
+        // What ends the stream is waited for by futures that live as long as the stream,
+        // so a wake for one event registers one waiter (the log's head) instead of four,
+        // and arms no timer. The heartbeat timer is not moved on each send: when it fires
+        // early (something was sent since it was set) it is only re-armed for the real
+        // deadline.
+        let closed = {
+            let tx = self.tx.clone();
+            async move { tx.closed().await }
+        };
+        let mut shutdown = self.ctx.shutdown.clone();
+        let stop = async move { stopping(&mut shutdown).await };
+        let mut chaos_rx = self.ctx.chaos_goaway.clone();
+        let chaos = async move { faults::changed(&mut chaos_rx).await };
+        let age = sleep_until(self.age_deadline);
+        let beat = tokio::time::sleep_until(self.last_sent_at + self.ctx.heartbeat_interval);
+        tokio::pin!(closed, stop, chaos, age, beat);
         loop {
-            head.borrow_and_update();
-            self.catch_up().await?;
-            let heartbeat_at = self.last_sent_at + self.ctx.heartbeat_interval;
-            let mut shutdown = self.ctx.shutdown.clone();
-            let mut chaos = self.ctx.chaos_goaway.clone();
+            let seen = *head.borrow_and_update();
+            self.catch_up(seen).await?;
             tokio::select! {
                 biased;
-                () = self.tx.closed() => return Err(Ended),
-                () = stopping(&mut shutdown) => return self.go_away(REASON_SHUTDOWN).await,
-                () = faults::changed(&mut chaos) => return self.go_away(REASON_CHAOS).await,
-                () = sleep_until(self.age_deadline) => return self.go_away(REASON_MAX_AGE).await,
+                () = &mut closed => return Err(Ended),
+                () = &mut stop => return self.go_away(REASON_SHUTDOWN).await,
+                () = &mut chaos => return self.go_away(REASON_CHAOS).await,
+                () = &mut age => return self.go_away(REASON_MAX_AGE).await,
                 changed = head.changed() => if changed.is_err() {
                     return Err(Ended);
                 },
-                () = tokio::time::sleep_until(heartbeat_at) => {
-                    let beat = StreamHeartbeat {
-                        server_time_ms: now_ms(),
-                        head_sequence: self.ctx.log.head(),
-                    };
-                    self.send(Kind::Heartbeat(beat)).await?;
-                    Stats::inc(&self.ctx.stats.stream_heartbeats_sent);
+                () = &mut beat => {
+                    if Instant::now() >= self.last_sent_at + self.ctx.heartbeat_interval {
+                        let message = StreamHeartbeat {
+                            server_time_ms: now_ms(),
+                            head_sequence: self.ctx.log.head(),
+                        };
+                        self.send(Kind::Heartbeat(message)).await?;
+                        Stats::inc(&self.ctx.stats.stream_heartbeats_sent);
+                    }
+                    beat.as_mut().reset(self.last_sent_at + self.ctx.heartbeat_interval);
                 }
             }
         }
     }
 
-    /// Sends everything the log has from `next` on, batch by batch; a GoAway that became
+    /// Sends everything the log has from `next` up to `head` (the head the log's watch
+    /// showed; later appends wake the stream again), batch by batch; a GoAway that became
     /// due in the meantime is not postponed by a flood of events.
-    async fn catch_up(&mut self) -> Result<(), Ended> {
+    async fn catch_up(&mut self, head: u64) -> Result<(), Ended> {
         loop {
             if let Some(reason) = self.due_go_away() {
                 self.go_away(reason).await?;
                 return Err(Ended);
+            }
+            if self.next > head {
+                // Nothing to read: the log's watch is updated after each append, so it
+                // never shows a head the log does not hold yet.
+                return Ok(());
             }
             let batch = match self
                 .ctx
