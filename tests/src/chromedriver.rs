@@ -1,4 +1,4 @@
-//! A ChromeDriver process for browser tests: on a free port of 127.0.0.1, with a fresh
+//! A ChromeDriver process for browser tests: on a free port of loopback, with a fresh
 //! Chromium profile directory, killed on drop together with the browsers it started.
 //!
 //! Debian's `chromedriver` and `chromium` (`cargo xtask setup --browser` installs both).
@@ -75,8 +75,8 @@ impl ChromeDriver {
             std::env::temp_dir().join(format!("keepalive-chromium-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&profile)?;
         let child = Command::new(program)
+            // Without --allowed-ips ChromeDriver listens on the loopback addresses only.
             .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
