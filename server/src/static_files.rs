@@ -272,6 +272,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn percent_decoding_takes_exactly_two_hex_digits() {
+        assert_eq!(percent_decode("a%20b%2Fc").as_deref(), Some("a b/c"));
+        assert_eq!(percent_decode("%+1"), None);
+        assert_eq!(percent_decode("%-1"), None);
+        assert_eq!(percent_decode("%2"), None);
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%ff"), None, "not UTF-8");
+    }
+
+    #[test]
     fn paths_map_inside_the_root() {
         let ok = |p: &str| safe_relative_path(p).expect(p);
         assert_eq!(ok("/"), PathBuf::from("index.html"));
