@@ -148,6 +148,12 @@ pub struct Cli {
     /// An HTTP/1.1 request head must arrive within this (slowloris; also the keep-alive idle) [default: 30s].
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub http1_header_read_timeout: Option<Duration>,
+    /// Serve TLS with this PEM certificate chain (needs --tls-key); ALPN h2 and http/1.1 [default: no TLS].
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A byte size in the TOML file: a number of bytes, or a string such as `"4MiB"`.
@@ -199,6 +205,8 @@ struct FileConfig {
     max_connections: Option<usize>,
     first_bytes_timeout: Option<String>,
     http1_header_read_timeout: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// The effective configuration.
@@ -220,6 +228,17 @@ pub struct Config {
     pub limits: Limits,
     /// Most connections open at once.
     pub max_connections: usize,
+    /// TLS certificate and key files; `None`: plain TCP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// `--tls-cert` and `--tls-key` (read and checked when the server binds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 impl Config {
@@ -462,6 +481,12 @@ impl Config {
                 return Err(ConfigError(format!("{name} must be more than 0")));
             }
         }
+        let tls = match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError("--tls-cert needs --tls-key".into())),
+            (None, Some(_)) => return Err(ConfigError("--tls-key needs --tls-cert".into())),
+        };
 
         Ok(Config {
             listen,
@@ -489,6 +514,7 @@ impl Config {
             warnings,
             limits,
             max_connections,
+            tls,
         })
     }
 }
@@ -774,6 +800,28 @@ mod tests {
             assert!(e.contains(needle), "{e}");
             assert!(!e.contains('\n'), "{e:?}");
         }
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let c = parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).expect("valid");
+        let files = c.tls.expect("tls");
+        assert_eq!(
+            (files.cert, files.key),
+            (PathBuf::from("c.pem"), PathBuf::from("k.pem"))
+        );
+        assert!(parse(&[]).expect("valid").tls.is_none());
+        let e = parse(&["--tls-cert", "c.pem"]).expect_err("no key");
+        assert!(e.contains("--tls-cert needs --tls-key"), "{e}");
+        let e = parse(&["--tls-key", "k.pem"]).expect_err("no cert");
+        assert!(e.contains("--tls-key needs --tls-cert"), "{e}");
+        let dir = std::env::temp_dir().join(format!("server-tls-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "tls_cert = \"a.pem\"\ntls_key = \"b.pem\"\n").expect("write");
+        let c = parse(&["--config", path.to_str().expect("utf8")]).expect("valid");
+        assert_eq!(c.tls.expect("tls").key, PathBuf::from("b.pem"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //!   - [`conn::streams`]: active-stream counting at the service boundary.
 //!   - [`conn::stall`]: chaos STALL at the socket.
 //!   - [`conn::limit`] / [`conn::refuse`]: `--max-connections`, and refusing the ones over it.
+//!   - [`conn::sock`]: the socket the observer shares with the task (TCP, or TLS's plaintext);
+//!   - [`conn::tls`]: `--tls-cert`/`--tls-key`, ALPN, the TLS-to-observer bridge.
 //! - [`limits`]: message and request-body size limits on every gRPC call.
 //! - [`fdlimit`]: the open-file limit, raised at start.
 //! - [`service`]: `keepalive.v1.Keepalive` — sessions, heartbeats judged like PINGs, the
@@ -79,6 +81,7 @@ pub enum Stopped {
 pub struct Server {
     listener: TcpListener,
     config: Config,
+    tls: Option<conn::tls::Tls>,
     stats: Arc<Stats>,
     log: Arc<dyn EventLog>,
 }
@@ -88,11 +91,16 @@ impl Server {
     /// port in use is a [`ConfigError`].
     pub async fn bind(config: Config) -> Result<Self, ConfigError> {
         let log = service::open_log(&config.service).map_err(|e| ConfigError(e.0))?;
+        let tls = match &config.tls {
+            Some(files) => Some(conn::tls::load(&files.cert, &files.key).map_err(ConfigError)?),
+            None => None,
+        };
         let listener = listen(config.listen)
             .map_err(|e| ConfigError(format!("cannot listen on {}: {e}", config.listen)))?;
         Ok(Server {
             listener,
             config,
+            tls,
             stats: Arc::new(Stats::default()),
             log,
         })
@@ -123,6 +131,7 @@ impl Server {
         let Server {
             listener,
             config,
+            tls,
             stats,
             log,
         } = self;
@@ -158,7 +167,9 @@ impl Server {
             settings,
             shutdown: stop_rx,
             faults: faults.clone(),
+            tls: tls.clone(),
         };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let addr = listener
             .local_addr()
             .map_err(|e| ConfigError(e.to_string()))?;
@@ -198,13 +209,16 @@ impl Server {
         }
         match &config.web_root {
             Some(dir) if dir.join("index.html").is_file() => {
-                tracing::info!("dashboard: http://{addr}/ (files in {})", dir.display());
+                tracing::info!("dashboard: {scheme}://{addr}/ (files in {})", dir.display());
             }
             Some(dir) => tracing::warn!(
                 "dashboard: {} has no index.html; / says how to build it",
                 dir.display()
             ),
             None => tracing::info!("dashboard: not built (no --web-root, no web/dist here)"),
+        }
+        if tls.is_some() {
+            tracing::info!("TLS: rustls (ring), ALPN h2 and http/1.1");
         }
         tracing::info!("listening on {addr}");
 
@@ -230,7 +244,7 @@ impl Server {
                                 drop(permit);
                             });
                         }
-                        None => refuse_over_limit(sock, peer, &connections, &refusing, &stats),
+                        None => refuse_over_limit(sock, peer, &connections, &refusing, &stats, tls.as_ref()),
                     },
                     Err(e) => {
                         // EMFILE and friends: back off a little instead of spinning.
@@ -301,6 +315,7 @@ fn refuse_over_limit(
     connections: &ConnLimit,
     refusing: &ConnLimit,
     stats: &Arc<Stats>,
+    tls: Option<&conn::tls::Tls>,
 ) {
     if connections.note_refusal() {
         tracing::warn!(
@@ -311,8 +326,12 @@ fn refuse_over_limit(
     match refusing.try_acquire() {
         Some(permit) => {
             let stats = stats.clone();
+            let tls = tls.cloned();
             tokio::spawn(async move {
-                conn::refuse::refuse_tcp(sock, peer, &stats).await;
+                match tls {
+                    Some(tls) => conn::refuse::refuse_tls(&tls, sock, peer, &stats).await,
+                    None => conn::refuse::refuse_tcp(sock, peer, &stats).await,
+                }
                 drop(permit);
             });
         }

@@ -14,7 +14,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::time::Instant;
 
@@ -519,10 +519,17 @@ pub fn is_closed_error(err: &io::Error) -> bool {
     )
 }
 
-/// A raw HTTP/2 connection over plain TCP (prior knowledge, no TLS).
+/// A byte stream [`RawH2`] can run over: TCP, or a TLS stream (HTTP/2 over TLS).
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug> Transport for T {}
+
+/// A raw HTTP/2 connection: over plain TCP with prior knowledge ([`connect`](Self::connect)),
+/// or over any [`Transport`], e.g. TLS with ALPN `h2` ([`over`](Self::over)).
 #[derive(Debug)]
 pub struct RawH2 {
-    stream: TcpStream,
+    stream: Box<dyn Transport>,
+    local_addr: std::net::SocketAddr,
     read_buf: BytesMut,
     authority: String,
     auto_ack_settings: bool,
@@ -536,13 +543,25 @@ impl RawH2 {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let authority = stream.peer_addr()?.to_string();
-        Ok(Self {
-            stream,
+        let local_addr = stream.local_addr()?;
+        Ok(Self::over(stream, authority, local_addr))
+    }
+
+    /// A connection over `stream` (already connected, e.g. a TLS stream that negotiated
+    /// `h2`); `authority` is the `:authority` of requests. Nothing is sent yet.
+    pub fn over(
+        stream: impl Transport + 'static,
+        authority: String,
+        local_addr: std::net::SocketAddr,
+    ) -> Self {
+        Self {
+            stream: Box::new(stream),
+            local_addr,
             read_buf: BytesMut::with_capacity(64 * 1024),
             authority,
             auto_ack_settings: true,
             auto_ack_pings: false,
-        })
+        }
     }
 
     /// Connects and performs the [`handshake`](Self::handshake).
@@ -600,7 +619,7 @@ impl RawH2 {
 
     /// The local address of the TCP connection.
     pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.stream.local_addr()
+        Ok(self.local_addr)
     }
 
     /// Writes raw bytes (anything: a partial frame, garbage).

@@ -1,6 +1,7 @@
 //! [`ObservedIo`]: the socket as h2 sees it, with the frame observer in both directions.
 //!
-//! The socket is shared (`Arc<TcpStream>`) with the connection task, which writes its own
+//! The socket is shared (`Arc<S>`, a [`Socket`]: TCP, or the plaintext side of a TLS
+//! connection) with the connection task, which writes its own
 //! frames (keepalive PINGs) while h2 is idle and does the final lingering close. All
 //! writes, h2's and ours, go through the one [`Outgoing`](super::outgoing::Outgoing)
 //! buffer under the connection lock, so frames never interleave.
@@ -10,6 +11,7 @@
 
 use super::incoming::Incoming;
 use super::shared::ConnShared;
+use super::sock::{self, Socket};
 use super::stall::StallGate;
 use crate::faults::Faults;
 use std::io;
@@ -23,17 +25,17 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// An HTTP/2 connection's socket with the frame observer.
 #[derive(Debug)]
-pub struct ObservedIo {
-    sock: Arc<TcpStream>,
+pub struct ObservedIo<S = TcpStream> {
+    sock: Arc<S>,
     shared: Arc<ConnShared>,
     incoming: Incoming,
     read_gate: StallGate,
     write_gate: StallGate,
 }
 
-impl ObservedIo {
+impl<S: Socket> ObservedIo<S> {
     /// Wraps `sock`; `faults` holds the stall window.
-    pub fn new(sock: Arc<TcpStream>, shared: Arc<ConnShared>, faults: Arc<Faults>) -> Self {
+    pub fn new(sock: Arc<S>, shared: Arc<ConnShared>, faults: Arc<Faults>) -> Self {
         ObservedIo {
             sock,
             shared,
@@ -56,7 +58,7 @@ impl ObservedIo {
     }
 }
 
-impl AsyncRead for ObservedIo {
+impl<S: Socket> AsyncRead for ObservedIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -88,7 +90,7 @@ impl AsyncRead for ObservedIo {
     }
 }
 
-impl AsyncWrite for ObservedIo {
+impl<S: Socket> AsyncWrite for ObservedIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -132,20 +134,12 @@ impl AsyncWrite for ObservedIo {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.as_mut().poll_flush(cx))?;
-        Poll::Ready(shutdown_write(&self.sock))
-    }
-}
-
-/// Sends FIN: no more bytes from us, the client may still send.
-pub fn shutdown_write(sock: &TcpStream) -> io::Result<()> {
-    match socket2::SockRef::from(sock).shutdown(std::net::Shutdown::Write) {
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-        r => r,
+        Poll::Ready(self.sock.shutdown_write())
     }
 }
 
 /// Writes out everything queued (by h2 or by us), waiting for the socket as needed.
-pub async fn flush(sock: &TcpStream, shared: &ConnShared) -> io::Result<()> {
+pub async fn flush<S: Socket>(sock: &S, shared: &ConnShared) -> io::Result<()> {
     loop {
         {
             let mut st = shared.lock();
@@ -154,6 +148,6 @@ pub async fn flush(sock: &TcpStream, shared: &ConnShared) -> io::Result<()> {
                 return Ok(());
             }
         }
-        sock.writable().await?;
+        sock::writable(sock).await?;
     }
 }

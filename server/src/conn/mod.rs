@@ -5,6 +5,8 @@
 //! wakes when a stream ends or the observer queued a GOAWAY, carries out the core's
 //! actions (PING, drain, close) and, on shutdown, drains.
 //!
+//! With TLS ([`tls`]) ALPN says the protocol instead of the first bytes.
+//!
 //! HTTP/2 goes through the frame observer ([`io::ObservedIo`]); HTTP/1.1 has no frames to
 //! observe, so idle and age simply close it at its next idle moment (hyper's graceful
 //! shutdown: the request in flight finishes first).
@@ -23,8 +25,10 @@ pub mod limit;
 pub mod outgoing;
 pub mod refuse;
 pub mod shared;
+pub mod sock;
 pub mod stall;
 pub mod streams;
+pub mod tls;
 
 use crate::clock::Clock;
 use crate::faults::{self, Faults};
@@ -35,14 +39,16 @@ use keepalive::{
     Action, CloseReason, DrainReason, EnforcementPolicy, ServerConnection, ServerParams,
 };
 use shared::{ConnShared, Proto};
+use sock::Socket;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
 use streams::{CountedService, Routes};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::watch;
+use tokio_rustls::server::TlsStream;
 
 /// Default `--first-bytes-timeout`: how long a new connection may take to send its first
 /// bytes.
@@ -91,6 +97,8 @@ pub struct ConnContext {
     pub shutdown: watch::Receiver<bool>,
     /// Chaos faults.
     pub faults: Arc<Faults>,
+    /// TLS (`--tls-cert`): every connection starts with a handshake.
+    pub tls: Option<tls::Tls>,
 }
 
 /// Serves one accepted connection until it ends.
@@ -102,9 +110,9 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
         faults: ctx.faults.clone(),
     };
     let first_bytes_timeout = ctx.settings.first_bytes_timeout;
-    let Sniffed { proto, consumed } = tokio::select! {
-        p = tokio::time::timeout(first_bytes_timeout, sniff(&sock)) => match p {
-            Ok(Ok(Some(sniffed))) => sniffed,
+    let transport = tokio::select! {
+        p = tokio::time::timeout(first_bytes_timeout, open(sock, ctx.tls.clone())) => match p {
+            Ok(Ok(Some(transport))) => transport,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => {
                 tracing::debug!(conn = id, %peer, error = %e, "connection failed before its first bytes");
@@ -118,6 +126,7 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
         _ = ctx.shutdown.wait_for(|stop| *stop) => return,
         () = faults::changed(&mut signals.drop) => return,
     };
+    let proto = transport.proto();
     let stats = ctx.stats.clone();
     let (accepted, open) = match proto {
         Proto::H2 => (&stats.connections_h2, &stats.open_connections_h2),
@@ -125,7 +134,7 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
     };
     Stats::inc(accepted);
     Stats::inc(open);
-    tracing::info!(conn = id, %peer, proto = proto.as_str(), "connection accepted");
+    tracing::info!(conn = id, %peer, proto = proto.as_str(), tls = transport.is_tls(), "connection accepted");
 
     let mut params = ctx.settings.params;
     if proto == Proto::H1 {
@@ -141,57 +150,16 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
         core,
     ));
     let service = CountedService::new(ctx.routes.clone(), shared.clone());
-    let grace = ctx.settings.shutdown_grace;
 
-    let ending = match proto {
-        Proto::H2 => {
-            let sock = Arc::new(sock);
-            let io = TokioIo::new(
-                io::ObservedIo::new(sock.clone(), shared.clone(), ctx.faults.clone())
-                    .with_prefix(&consumed),
-            );
-            let ending = {
-                let conn = pin!(
-                    http2::Builder::new(TokioExecutor::new())
-                        .timer(TokioTimer::new())
-                        .max_concurrent_streams(ctx.settings.max_concurrent_streams)
-                        .serve_connection(io, service)
-                );
-                drive(
-                    conn,
-                    |c| c.graceful_shutdown(),
-                    &shared,
-                    Some(&sock),
-                    signals,
-                    grace,
-                )
-                .await
-            };
-            if ending == Ending::Closed(CloseReason::TooManyPings) {
-                linger_close(&sock, &shared).await;
-            }
-            ending
+    let ending = match transport {
+        Transport::H2(sock, consumed) => {
+            serve_h2(Arc::new(sock), &consumed, shared, service, &ctx, signals).await
         }
-        Proto::H1 => {
-            let conn = pin!(
-                http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(ctx.settings.http1_header_read_timeout)
-                    .serve_connection(
-                        TokioIo::new(stall::StallIo::new(sock, ctx.faults.clone())),
-                        service
-                    )
-            );
-            drive(
-                conn,
-                |c| c.graceful_shutdown(),
-                &shared,
-                None,
-                signals,
-                grace,
-            )
-            .await
+        Transport::H2Tls(sock) => {
+            serve_h2(Arc::new(sock), &[], shared, service, &ctx, signals).await
         }
+        Transport::H1(sock) => serve_h1(sock, &shared, service, &ctx, signals).await,
+        Transport::H1Tls(tls) => serve_h1(*tls, &shared, service, &ctx, signals).await,
     };
     Stats::dec(open);
     match ending {
@@ -209,6 +177,119 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
             tracing::warn!(conn = id, %peer, proto = proto.as_str(), reason = "chaos_drop", "connection closed")
         }
     }
+}
+
+/// What a connection carries once its first bytes (or its TLS handshake) are in.
+enum Transport {
+    /// HTTP/2 on the TCP socket, after the bytes of the preface sniffing took off it.
+    H2(TcpStream, Vec<u8>),
+    /// HTTP/2 over TLS: the observer's end of the plaintext bridge ([`tls::bridge`]).
+    H2Tls(UnixStream),
+    /// HTTP/1.1 on the TCP socket.
+    H1(TcpStream),
+    /// HTTP/1.1 over TLS.
+    H1Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Transport {
+    fn proto(&self) -> Proto {
+        match self {
+            Transport::H2(..) | Transport::H2Tls(_) => Proto::H2,
+            Transport::H1(_) | Transport::H1Tls(_) => Proto::H1,
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        matches!(self, Transport::H2Tls(_) | Transport::H1Tls(_))
+    }
+}
+
+/// Learns what the connection carries: without TLS from its first bytes ([`sniff`]),
+/// with TLS from the handshake's ALPN; an HTTP/2-over-TLS connection gets its bridge
+/// task here. `None` when the client closed first.
+async fn open(sock: TcpStream, tls: Option<tls::Tls>) -> std::io::Result<Option<Transport>> {
+    let Some(acceptor) = tls else {
+        return Ok(sniff(&sock).await?.map(|s| match s.proto {
+            Proto::H2 => Transport::H2(sock, s.consumed),
+            Proto::H1 => Transport::H1(sock),
+        }));
+    };
+    let stream = acceptor.accept(sock).await?;
+    Ok(Some(match tls::negotiated(&stream) {
+        Proto::H2 => {
+            let (ours, theirs) = UnixStream::pair()?;
+            tokio::spawn(tls::bridge(stream, theirs));
+            Transport::H2Tls(ours)
+        }
+        Proto::H1 => Transport::H1Tls(Box::new(stream)),
+    }))
+}
+
+/// HTTP/2 through the frame observer on `sock`, `prefix` (preface bytes already read)
+/// first; after GOAWAY `too_many_pings`, the lingering close.
+async fn serve_h2<S: Socket>(
+    sock: Arc<S>,
+    prefix: &[u8],
+    shared: Arc<ConnShared>,
+    service: CountedService,
+    ctx: &ConnContext,
+    signals: Signals,
+) -> Ending {
+    let io = TokioIo::new(
+        io::ObservedIo::new(sock.clone(), shared.clone(), ctx.faults.clone()).with_prefix(prefix),
+    );
+    let ending = {
+        let conn = pin!(
+            http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(ctx.settings.max_concurrent_streams)
+                .serve_connection(io, service)
+        );
+        drive(
+            conn,
+            |c| c.graceful_shutdown(),
+            &shared,
+            Some(&*sock),
+            signals,
+            ctx.settings.shutdown_grace,
+        )
+        .await
+    };
+    if ending == Ending::Closed(CloseReason::TooManyPings) {
+        linger_close(&*sock, &shared).await;
+    }
+    ending
+}
+
+/// HTTP/1.1 over `io` (TCP or TLS), honouring the stall window.
+async fn serve_h1<T>(
+    io: T,
+    shared: &ConnShared,
+    service: CountedService,
+    ctx: &ConnContext,
+    signals: Signals,
+) -> Ending
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = pin!(
+        http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(ctx.settings.http1_header_read_timeout)
+            .serve_connection(
+                TokioIo::new(stall::StallIo::new(io, ctx.faults.clone())),
+                service
+            )
+    );
+    drive(
+        conn,
+        |c| c.graceful_shutdown(),
+        shared,
+        None::<&TcpStream>,
+        signals,
+        ctx.settings.shutdown_grace,
+    )
+    .await
 }
 
 /// What a connection task listens to besides its connection.
@@ -292,11 +373,11 @@ pub(crate) async fn sniff(sock: &TcpStream) -> std::io::Result<Option<Sniffed>> 
 }
 
 /// Drives the hyper connection `conn` with the keepalive core until either ends it.
-async fn drive<F>(
+async fn drive<F, S: Socket>(
     mut conn: Pin<&mut F>,
     graceful: impl Fn(Pin<&mut F>),
     shared: &ConnShared,
-    sock: Option<&TcpStream>,
+    sock: Option<&S>,
     mut signals: Signals,
     grace: Duration,
 ) -> Ending
@@ -406,10 +487,10 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-async fn writable(sock: Option<&TcpStream>) {
+async fn writable<S: Socket>(sock: Option<&S>) {
     match sock {
         Some(sock) => {
-            let _ = sock.writable().await;
+            let _ = sock::writable(sock).await;
         }
         None => std::future::pending().await,
     }
@@ -418,13 +499,13 @@ async fn writable(sock: Option<&TcpStream>) {
 /// After GOAWAY `too_many_pings`: send what is queued, FIN, then read and discard what
 /// the client still sends for a moment, so that closing with unread bytes does not turn
 /// into a RST that could destroy the GOAWAY before the client reads it.
-async fn linger_close(sock: &TcpStream, shared: &ConnShared) {
+async fn linger_close<S: Socket>(sock: &S, shared: &ConnShared) {
     let _ = tokio::time::timeout(LINGER, io::flush(sock, shared)).await;
-    let _ = io::shutdown_write(sock);
+    let _ = sock.shutdown_write();
     let _ = tokio::time::timeout(LINGER, async {
         let mut buf = [0u8; 4096];
         loop {
-            if sock.readable().await.is_err() {
+            if sock::readable(sock).await.is_err() {
                 return;
             }
             match sock.try_read(&mut buf) {

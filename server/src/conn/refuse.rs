@@ -96,6 +96,22 @@ pub async fn refuse_tcp(mut sock: TcpStream, peer: SocketAddr, stats: &Stats) {
     tracing::debug!(%peer, proto = proto.as_str(), ?result, "connection refused: too many connections");
 }
 
+/// [`refuse_tcp`] for a TLS listener: the handshake (within [`SNIFF_TIMEOUT`]) says the
+/// protocol by ALPN, and the refusal goes inside TLS.
+pub async fn refuse_tls(tls: &super::tls::Tls, sock: TcpStream, peer: SocketAddr, stats: &Stats) {
+    Stats::inc(&stats.connections_refused_limit);
+    let mut stream = match tokio::time::timeout(SNIFF_TIMEOUT, tls.accept(sock)).await {
+        Ok(Ok(stream)) => stream,
+        _ => {
+            tracing::debug!(%peer, "connection over the limit closed: no TLS handshake");
+            return;
+        }
+    };
+    let proto = super::tls::negotiated(&stream);
+    let result = answer(&mut stream, proto).await;
+    tracing::debug!(%peer, proto = proto.as_str(), ?result, "connection refused: too many connections");
+}
+
 /// Resets a connection at once (SO_LINGER 0, then close): for when even refusing
 /// politely is over its bound.
 pub fn reset(sock: TcpStream) {
