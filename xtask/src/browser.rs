@@ -82,6 +82,18 @@ impl Drop for KillOnDrop {
 /// Runs the browser tests; see the module docs. `test_args` go to the wasm `cargo test`
 /// (e.g. a test name filter).
 pub fn run(ws: &Workspace, target_dir: &Path, test_args: &[OsString]) -> Result<Times> {
+    run_with(ws, target_dir, test_args, &[], TEST_TIMEOUT_SECS)
+}
+
+/// [`run`] with extra compile-time variables for the tests (`cargo xtask soak` sets the
+/// number of faults) and a per-test-binary timeout in seconds.
+pub fn run_with(
+    ws: &Workspace,
+    target_dir: &Path,
+    test_args: &[OsString],
+    test_env: &[(&str, String)],
+    timeout_secs: &str,
+) -> Result<Times> {
     let runner_version = check_test_runner(ws)?;
     let chromedriver = check_chromedriver()?;
 
@@ -145,7 +157,12 @@ pub fn run(ws: &Workspace, target_dir: &Path, test_args: &[OsString]) -> Result<
     let cargo_test = |no_run: bool| {
         let mut cmd = ws
             .cargo()
-            .args(["test", "--target", WASM_TARGET, "-p", PACKAGE, "--tests"])
+            .args(["test", "--target", WASM_TARGET, "-p", PACKAGE]);
+        // Every test binary unless the arguments name one (`cargo xtask soak`).
+        if !test_args.iter().any(|a| a == "--test") {
+            cmd = cmd.arg("--tests");
+        }
+        cmd = cmd
             // Every test binary (one browser page each) runs, even after a failure.
             .arg("--no-fail-fast");
         if no_run {
@@ -155,6 +172,9 @@ pub fn run(ws: &Workspace, target_dir: &Path, test_args: &[OsString]) -> Result<
             .args(test_args)
             .env("KEEPALIVE_TEST_SERVER", &server_url)
             .env("KEEPALIVE_TEST_CONTROLLER", controller.url());
+        for (key, value) in test_env {
+            cmd = cmd.env(key, value);
+        }
         cmd = match &chaos_token {
             Some(token) => cmd.env("KEEPALIVE_TEST_CHAOS_TOKEN", token),
             None => cmd.env_remove("KEEPALIVE_TEST_CHAOS_TOKEN"),
@@ -164,7 +184,7 @@ pub fn run(ws: &Workspace, target_dir: &Path, test_args: &[OsString]) -> Result<
             "wasm-bindgen-test-runner",
         )
         .env("CHROMEDRIVER", &chromedriver)
-        .env("WASM_BINDGEN_TEST_TIMEOUT", TEST_TIMEOUT_SECS)
+        .env("WASM_BINDGEN_TEST_TIMEOUT", timeout_secs)
         .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", &webdriver_json)
         // The runner would pick these drivers before CHROMEDRIVER.
         .env_remove("GECKODRIVER")

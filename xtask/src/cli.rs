@@ -7,6 +7,7 @@ use crate::demo::DemoOptions;
 use crate::error::{Result, bail};
 use crate::fuzz::FuzzOptions;
 use crate::setup::Setup;
+use crate::soak::SoakOptions;
 use crate::test::TestOptions;
 
 /// The usage text of `cargo xtask help`.
@@ -76,6 +77,14 @@ COMMANDS:
         60), one at a time; prints executions and findings per harness.
         `cargo xtask test` runs the same harnesses for a few seconds.
 
+    soak [--faults N] [--seed S]
+        The full chaos soak in headless Chromium (client-wasm/tests/soak.rs):
+        the wasm client subscribed and publishing while the server is dropped,
+        stalled, refused, GOAWAYed, killed and restarted at random, N times
+        (default 100); then lost = 0, duplicated = 0, READY, connections and
+        server RSS back. Prints the FIGURE soak lines. `cargo xtask test` runs
+        it with 10 faults.
+
     help
         This text.
 ";
@@ -95,6 +104,8 @@ pub enum Task {
     Client,
     /// `cargo xtask fuzz`.
     Fuzz(FuzzOptions),
+    /// `cargo xtask soak`.
+    Soak(SoakOptions),
     /// `cargo xtask help`, or no arguments.
     Help,
 }
@@ -206,6 +217,29 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task> {
             }
             Ok(Task::Fuzz(fuzz))
         }
+        "soak" => {
+            no_passthrough("soak")?;
+            let mut soak = SoakOptions::default();
+            let mut options = options.into_iter();
+            while let Some(option) = options.next() {
+                let (name, value) = match option.split_once('=') {
+                    Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+                    None => (option.clone(), options.next()),
+                };
+                let number = value.as_deref().and_then(|v| v.parse::<u64>().ok());
+                match (name.as_str(), number) {
+                    ("--faults", Some(n)) if n > 0 && n <= u64::from(u32::MAX) => {
+                        soak.faults = n as u32;
+                    }
+                    ("--seed", Some(n)) => soak.seed = Some(n),
+                    ("--faults" | "--seed", _) => {
+                        bail!("`{name}` needs a positive number, e.g. `{name} 100`")
+                    }
+                    _ => bail!("unknown option `{option}` for `cargo xtask soak`"),
+                }
+            }
+            Ok(Task::Soak(soak))
+        }
         "demo" => {
             let mut demo = DemoOptions {
                 server_args: passthrough,
@@ -277,6 +311,24 @@ mod tests {
                 server_args: vec!["--x".into()],
             }))
         );
+    }
+
+    #[test]
+    fn parses_soak() {
+        assert_eq!(
+            parse_str(&["soak"]).ok(),
+            Some(Task::Soak(SoakOptions::default()))
+        );
+        assert_eq!(
+            parse_str(&["soak", "--faults", "20", "--seed=7"]).ok(),
+            Some(Task::Soak(SoakOptions {
+                faults: 20,
+                seed: Some(7)
+            }))
+        );
+        assert!(parse_str(&["soak", "--faults", "0"]).is_err());
+        assert!(parse_str(&["soak", "--faults"]).is_err());
+        assert!(parse_str(&["soak", "--later"]).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! | `POST /start` | start it if not running, same port and flags | status JSON once it listens |
 //! | `POST /restart` | kill, then start on the same port (`?graceful=1`: stop instead of kill) | status JSON once it listens |
 //! | `GET /log` | | every line the server processes printed, `[server PID] ...` |
+//! | `GET /rss` | | `{"pid":123,"rss_kb":4567}`: the running server's resident memory (`VmRSS` in `/proc/PID/status`), for the soak test |
 //!
 //! Status JSON: `{"running":true,"pid":123,"addr":"127.0.0.1:PORT",
 //! "url":"http://127.0.0.1:PORT","starts":1,"last_exit":null}` (`pid` is `null` while not
@@ -133,6 +134,13 @@ fn route(method: &str, target: &str, supervisor: &Mutex<Supervisor>) -> Answer {
         ("OPTIONS", _) => Answer::text(204, ""),
         ("GET", "/status") => status(&mut lock(supervisor)),
         ("GET", "/log") => Answer::text(200, lock(supervisor).log_text()),
+        ("GET", "/rss") => {
+            let pid = lock(supervisor).status().pid;
+            match pid.and_then(|pid| rss_kb(pid).map(|kb| (pid, kb))) {
+                Some((pid, kb)) => Answer::json(format!("{{\"pid\":{pid},\"rss_kb\":{kb}}}")),
+                None => Answer::text(500, "the server is not running (no /proc/PID/status)"),
+            }
+        }
         ("POST", "/kill") => {
             let mut sup = lock(supervisor);
             sup.kill();
@@ -159,16 +167,30 @@ fn route(method: &str, target: &str, supervisor: &Mutex<Supervisor>) -> Answer {
                 Err(e) => fail(e),
             }
         }
-        (_, "/status" | "/log" | "/kill" | "/stop" | "/start" | "/restart") => {
+        (_, "/status" | "/log" | "/rss" | "/kill" | "/stop" | "/start" | "/restart") => {
             Answer::text(405, format!("{method} not allowed on {path}"))
         }
         _ => Answer::text(
             404,
             format!(
-                "no {path} here; try GET /status, GET /log, POST /kill, /stop, /start, /restart"
+                "no {path} here; try GET /status, GET /log, GET /rss, POST /kill, /stop, /start, /restart"
             ),
         ),
     }
+}
+
+/// `VmRSS` of process `pid` in KiB, from `/proc/PID/status`.
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_vm_rss(&status)
+}
+
+/// The `VmRSS:` line of a `/proc/PID/status` text, in KiB.
+fn parse_vm_rss(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Reads one request from `stream`, answers it, closes the connection.
@@ -267,6 +289,14 @@ fn write_answer(mut stream: TcpStream, answer: &Answer) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::supervisor::tests::fake_spec;
+
+    #[test]
+    fn vm_rss_is_read_in_kib() {
+        let status = "Name:\tserver\nVmPeak:\t  9000 kB\nVmRSS:\t    4567 kB\nThreads:\t3\n";
+        assert_eq!(parse_vm_rss(status), Some(4567));
+        assert_eq!(parse_vm_rss("Name:\tx\n"), None);
+        assert!(rss_kb(std::process::id()).is_some_and(|kb| kb > 0));
+    }
 
     /// Sends a raw request and returns the whole response.
     fn request(controller: &Controller, method: &str, path: &str) -> String {

@@ -17,6 +17,8 @@
 //! - `cargo xtask fuzz [--seconds N]`: the long run of the fuzz harnesses.
 //! - `cargo xtask bench [--quick] [--only ...]`: measure capacity, overhead,
 //!   detection, recovery, fan-out and sizes (issue 5); markdown and JSON.
+//! - `cargo xtask soak [--faults N] [--seed S]`: the full chaos soak in headless
+//!   Chromium (issue 6).
 //! - `cargo xtask help`: usage.
 //!
 //! # Layout
@@ -40,6 +42,7 @@
 //! - [`page`]: the dashboard built with Trunk (for `demo` and `test`).
 //! - [`bench`]: `cargo xtask bench`, its child processes and its report.
 //! - [`fuzz`]: `cargo xtask fuzz`.
+//! - [`soak`]: `cargo xtask soak`.
 
 mod bench;
 mod browser;
@@ -52,6 +55,7 @@ mod error;
 mod fuzz;
 mod page;
 mod setup;
+mod soak;
 mod supervisor;
 mod test;
 mod workspace;
@@ -74,6 +78,7 @@ fn run(task: Task) -> Result<()> {
         Task::Client => client::run(&Workspace::locate()?),
         Task::Bench(options) => bench::run(&Workspace::locate()?, &options),
         Task::Fuzz(options) => fuzz::run(&Workspace::locate()?, &options),
+        Task::Soak(options) => soak::run(&Workspace::locate()?, &options),
     }
 }
 

@@ -116,6 +116,21 @@ pub mod controller {
     pub async fn log() -> String {
         request("GET", "/log").await
     }
+
+    /// `GET /rss`: the running server's pid and resident memory in KiB (read by the
+    /// controller from `/proc/PID/status`).
+    pub async fn rss() -> (u32, u64) {
+        let json = request("GET", "/rss").await;
+        let value =
+            JSON::parse(&json).unwrap_or_else(|e| panic!("rss is not JSON ({e:?}): {json}"));
+        let number = |name: &str| {
+            Reflect::get(&value, &JsValue::from_str(name))
+                .ok()
+                .and_then(|v| v.as_f64())
+                .unwrap_or_else(|| panic!("no {name} in {json}"))
+        };
+        (number("pid") as u32, number("rss_kb") as u64)
+    }
 }
 
 /// Sends `method path` to the controller and returns the body of a 200 response.
