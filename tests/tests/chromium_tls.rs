@@ -1,0 +1,191 @@
+//! Chromium over TLS/HTTP/2 with its own PINGs is not cut off by the default enforcement
+//! policy (shared/KEEPALIVE.md §1: "The defaults must not cut off a browser that behaves
+//! normally; test that").
+//!
+//! When Chromium pings: its HTTP/2 session sends a "preface PING" just before a new
+//! request when nothing was read on the connection for more than 10 s
+//! (`kDefaultConnectionAtRiskOfLossSeconds` in `net/spdy/spdy_session.cc`: a connection
+//! quiet that long may be dead, so it checks first). It has no periodic PING of its own on
+//! an idle connection. So the page here requests a small file every [`PERIOD`] (> 10 s),
+//! each after a quiet connection: every request after the first should come with a PING.
+//!
+//! The server runs with its DEFAULT keepalive and enforcement (grpc-go's: MinTime 5 min,
+//! PermitWithoutStream false, 2 strikes), TLS with a certificate made for the test
+//! (Chromium is told `--ignore-certificate-errors`: the certificate is self-signed). The
+//! test asserts, from the server's `/metrics` and log, that (a) Chromium's PINGs arrived
+//! and (b) no strike, no GOAWAY `too_many_pings`, and the page's one HTTP/2 connection
+//! stayed open throughout. Why no strike although the PINGs come every 11 s: each
+//! follows a response the server sent (HEADERS and DATA reset the strikes, as in grpc-go).
+//!
+//! Needs the browser tools; like `dashboard_e2e.rs`, it passes with a note when they are
+//! missing unless `KEEPALIVE_DASHBOARD_E2E=require` (set by `cargo xtask test`). About 40 s.
+//! `KEEPALIVE_CHROMIUM_PINGS` (a number) asks for that many PING periods instead of 3.
+
+mod tls_cert;
+
+use fantoccini::ClientBuilder;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tests::chromedriver::{self, ChromeDriver};
+use tls_cert::TestCert;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Set to `require` to make missing prerequisites a failure (shared with the dashboard test).
+const REQUIRE_ENV: &str = "KEEPALIVE_DASHBOARD_E2E";
+/// Between two requests of the page: longer than Chromium's 10 s "at risk" quiet time.
+const PERIOD: Duration = Duration::from_secs(11);
+
+/// The page: fetches `/tick.txt` now and every PERIOD, and counts the answers in its title.
+fn page() -> String {
+    format!(
+        "<!doctype html><title>0</title><script>\n\
+         let n = 0;\n\
+         async function tick() {{\n\
+           const r = await fetch('/tick.txt?n=' + n, {{ cache: 'no-store' }});\n\
+           await r.text();\n\
+           n += 1; document.title = String(n);\n\
+         }}\n\
+         tick(); setInterval(tick, {});\n\
+         </script>\n",
+        PERIOD.as_millis()
+    )
+}
+
+/// `GET /metrics` over TLS (HTTP/1.1, a connection of its own): the value of `name`.
+async fn metric(cert: &TestCert, srv: &tests::server::ServerProcess, name: &str) -> f64 {
+    let (mut tls, _) = cert.connect(srv, &[b"http/1.1"]).await;
+    let request = format!(
+        "GET /metrics HTTP/1.1\r\nhost: localhost:{}\r\nconnection: close\r\n\r\n",
+        srv.addr().port()
+    );
+    tls.write_all(request.as_bytes()).await.expect("write");
+    let mut body = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut body)).await;
+    let text = String::from_utf8_lossy(&body);
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            let key = key.split('{').next()?;
+            (key.trim_end_matches("_total").ends_with(name)).then(|| value.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {name} in /metrics: {text}"))
+}
+
+#[tokio::test]
+async fn chromium_over_tls_h2_pings_are_never_punished_by_the_defaults() {
+    let (Some(driver_bin), Some(chromium)) = (
+        chromedriver::find_chromedriver(),
+        chromedriver::find_chromium(),
+    ) else {
+        let why = "no chromium/chromedriver: run `cargo xtask setup --browser`";
+        assert!(
+            std::env::var(REQUIRE_ENV).as_deref() != Ok("require"),
+            "{why}"
+        );
+        eprintln!("skipped: {why}");
+        return;
+    };
+    let periods: u32 = std::env::var("KEEPALIVE_CHROMIUM_PINGS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
+
+    let cert = TestCert::new("chromium");
+    let root = cert.dir.join("www");
+    std::fs::create_dir_all(&root).expect("web root");
+    std::fs::write(root.join("index.html"), page()).expect("page");
+    std::fs::write(root.join("tick.txt"), "tick\n").expect("tick");
+    let root_arg = root.display().to_string();
+    // Default keepalive and enforcement: only TLS and the page's directory are set.
+    let srv = cert.server(&["--web-root", &root_arg]).await;
+
+    let driver = ChromeDriver::start(&driver_bin).expect("chromedriver");
+    let mut args = driver.chrome_args(800, 600);
+    args.push("--ignore-certificate-errors".into());
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({ "binary": chromium.display().to_string(), "args": args }),
+    );
+    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url())
+        .await
+        .expect("a WebDriver session in headless Chromium");
+    let url = format!("https://127.0.0.1:{}/", srv.addr().port());
+    browser.goto(&url).await.expect("open the page over https");
+
+    // Wait for 1 + periods answers: `periods` requests after a quiet connection.
+    let start = Instant::now();
+    let want = periods + 1;
+    let deadline = PERIOD * (periods + 2);
+    let mut answered = 0;
+    while start.elapsed() < deadline {
+        let title = browser.title().await.unwrap_or_default();
+        answered = title.parse::<u32>().unwrap_or(0);
+        if answered >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let protocol: Value = browser
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.nextHopProtocol);",
+            vec![],
+        )
+        .await
+        .unwrap_or(Value::Null);
+    // Before the browser goes: which HTTP/2 connections are open now.
+    let h2_lines = |what: &str| -> Vec<String> {
+        srv.logs()
+            .into_iter()
+            .filter(|l| l.contains(what) && l.contains("proto=\"h2\""))
+            .collect()
+    };
+    let (accepted, closed) = (
+        h2_lines("connection accepted"),
+        h2_lines("connection closed"),
+    );
+    let _ = browser.close().await;
+    drop(driver);
+
+    let pings = metric(&cert, &srv, "pings_received").await;
+    let strikes = metric(&cert, &srv, "ping_strikes").await;
+    let logs = srv.logs_text();
+    println!(
+        "FIGURE chromium over TLS: {answered} requests {PERIOD:?} apart in {:.1} s, \
+         protocols {protocol}, {pings} PINGs received, {strikes} strikes, \
+         {} HTTP/2 connections accepted, {} of them closed while the page was open",
+        start.elapsed().as_secs_f64(),
+        accepted.len(),
+        closed.len()
+    );
+    assert!(
+        answered >= want,
+        "the page got {answered} of {want} answers"
+    );
+    assert!(
+        protocol.to_string().contains("h2"),
+        "Chromium did not use HTTP/2: {protocol}"
+    );
+    assert!(
+        pings >= 1.0,
+        "Chromium sent no PING in {periods} quiet periods"
+    );
+    assert_eq!(strikes, 0.0, "a browser PING was judged a strike:\n{logs}");
+    assert!(!logs.contains("too_many_pings"), "{logs}");
+    assert!(!logs.contains("ping strike"), "{logs}");
+    // The page's connection lived through every quiet period and every PING. (At page
+    // load Chromium may open a second, spare connection and close it itself at once; a
+    // connection cut by the server would show as a later reconnect.)
+    assert_eq!(
+        accepted.len() - closed.len(),
+        1,
+        "the page's HTTP/2 connection is not open at the end:\n{logs}"
+    );
+    assert!(
+        accepted.len() <= 2 && closed.iter().all(|l| !l.contains("reason=\"keepalive")),
+        "HTTP/2 connections were closed and opened again:\n{logs}"
+    );
+}
