@@ -44,7 +44,7 @@ COMMANDS:
         KEEPALIVE_TEST_SERVER, KEEPALIVE_TEST_CONTROLLER and (when the server
         has chaos) KEEPALIVE_TEST_CHAOS_TOKEN.
 
-    demo [--listen ADDR] [-- SERVER_ARGS...]
+    demo [--listen ADDR] [--tls] [-- SERVER_ARGS...]
         setup (with trunk, wasm-bindgen and wasm-opt), build the dashboard
         (trunk build --release into web/dist) and the release server, and run
         it on ADDR (default 127.0.0.1:8080) with demo settings: short keepalive
@@ -52,7 +52,9 @@ COMMANDS:
         the page's URL, http://ADDR/#chaos=TOKEN (the token stays in the URL
         fragment). The page's Restart button restarts the server; Ctrl-C
         stops everything. Arguments after -- are appended to the server's
-        command line.
+        command line. --tls: https (so browsers use HTTP/2) with a fresh
+        self-signed certificate for localhost/127.0.0.1 made by the openssl
+        command into target/demo/.
 
     bench [--quick] [--only SCENARIO,...]
         Build the release server, loadgen and bench-server, then measure on
@@ -248,6 +250,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task> {
             let mut options = options.into_iter();
             while let Some(option) = options.next() {
                 match option.as_str() {
+                    "--tls" => demo.tls = true,
                     "--listen" => match options.next() {
                         Some(addr) => demo.listen = addr,
                         None => {
@@ -302,6 +305,7 @@ mod tests {
             Some(Task::Demo(DemoOptions {
                 listen: "0.0.0.0:9000".into(),
                 server_args: vec![],
+                tls: false,
             }))
         );
         assert_eq!(
@@ -309,8 +313,17 @@ mod tests {
             Some(Task::Demo(DemoOptions {
                 listen: "127.0.0.1:1".into(),
                 server_args: vec!["--x".into()],
+                tls: false,
             }))
         );
+    }
+
+    #[test]
+    fn parses_demo_tls() {
+        match parse_str(&["demo", "--tls", "--listen", "127.0.0.1:9"]) {
+            Ok(Task::Demo(d)) => assert!(d.tls && d.listen == "127.0.0.1:9"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //! run before that, with Ctrl-C working as usual.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::browser::random_token;
@@ -86,6 +86,8 @@ pub struct DemoOptions {
     pub listen: String,
     /// Extra server arguments (after `--`), appended last so they win.
     pub server_args: Vec<OsString>,
+    /// `--tls`: serve https with a self-signed certificate made for the demo.
+    pub tls: bool,
 }
 
 impl Default for DemoOptions {
@@ -93,6 +95,7 @@ impl Default for DemoOptions {
         Self {
             listen: DEFAULT_LISTEN.to_owned(),
             server_args: Vec::new(),
+            tls: false,
         }
     }
 }
@@ -110,8 +113,53 @@ fn connect_address(listen: &str) -> String {
 }
 
 /// The page's URL, with the chaos token in the fragment.
-fn page_url(addr: &str, token: &str) -> String {
-    format!("http://{addr}/#chaos={token}")
+fn page_url(addr: &str, token: &str, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{addr}/#chaos={token}")
+}
+
+/// `--tls`: a fresh self-signed certificate (P-256, 30 days) for `localhost`,
+/// `127.0.0.1` and `::1` in `dir`, made with the `openssl` command (xtask has no
+/// dependencies; Debian and most systems have it). Returns the certificate and key paths.
+fn self_signed_certificate(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("tls-cert.pem"), dir.join("tls-key.pem"));
+    let _ = std::fs::remove_file(&key);
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| {
+            Error::new(format!(
+                "`cargo xtask demo --tls` makes its certificate with the `openssl` command, \
+                 which did not run ({e}): install it (Debian: apt-get install openssl)"
+            ))
+        })?;
+    if !status.success() {
+        bail!("openssl could not make the demo certificate ({status})");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::new(format!("cannot protect {}: {e}", key.display())))?;
+    Ok((cert, key))
 }
 
 /// Runs `cargo xtask demo`: builds, then serves until Ctrl-C.
@@ -176,6 +224,15 @@ fn serve(ws: &Workspace, opts: &DemoOptions) -> Result<()> {
         "--event-log".to_owned(),
         path(&events),
     ]);
+    if opts.tls {
+        let (cert, key) = self_signed_certificate(&dir)?;
+        args.extend([
+            "--tls-cert".to_owned(),
+            path(&cert),
+            "--tls-key".to_owned(),
+            path(&key),
+        ]);
+    }
     args.extend(
         opts.server_args
             .iter()
@@ -198,18 +255,27 @@ fn serve(ws: &Workspace, opts: &DemoOptions) -> Result<()> {
         &sup.addr()
             .map_or_else(|| opts.listen.clone(), |a| a.to_string()),
     );
-    let url = page_url(&addr, &token);
+    let url = page_url(&addr, &token, opts.tls);
     println!();
     println!("Demo running (Ctrl-C stops it):");
     println!("  dashboard: {url}");
     println!("             (the part after # is the chaos token: it stays in your browser)");
     println!("  server log: {}", ws.rel(&log));
-    println!("  health:    grpcurl -plaintext {addr} grpc.health.v1.Health/Check");
-    println!(
-        "  peer:      {} {} health --target {addr}",
-        ws.rel(&ws.venv_python()),
-        ws.rel(&ws.peer_script())
-    );
+    if opts.tls {
+        println!(
+            "             (https with a self-signed certificate made now, {}: \
+             the browser asks once; then the page runs over HTTP/2)",
+            ws.rel(&dir.join("tls-cert.pem"))
+        );
+        println!("  health:    grpcurl -insecure {addr} grpc.health.v1.Health/Check");
+    } else {
+        println!("  health:    grpcurl -plaintext {addr} grpc.health.v1.Health/Check");
+        println!(
+            "  peer:      {} {} health --target {addr}",
+            ws.rel(&ws.venv_python()),
+            ws.rel(&ws.peer_script())
+        );
+    }
     println!();
 
     loop {
@@ -262,9 +328,37 @@ mod tests {
     #[test]
     fn the_token_travels_in_the_fragment() {
         assert_eq!(
-            page_url("127.0.0.1:8080", "abc"),
+            page_url("127.0.0.1:8080", "abc", false),
             "http://127.0.0.1:8080/#chaos=abc"
         );
+    }
+
+    #[test]
+    fn tls_page_url_is_https() {
+        assert_eq!(
+            page_url("127.0.0.1:8080", "abc", true),
+            "https://127.0.0.1:8080/#chaos=abc"
+        );
+    }
+
+    #[test]
+    fn self_signed_certificate_is_made_with_openssl() {
+        if std::process::Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_err()
+        {
+            return; // no openssl here: `--tls` says what to install
+        }
+        let dir = std::env::temp_dir().join(format!("xtask-demo-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (cert, key) = self_signed_certificate(&dir).expect("certificate");
+        let cert = std::fs::read_to_string(cert).expect("cert");
+        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
