@@ -638,7 +638,7 @@ impl Channel {
     fn keepalive_active(&self) -> bool {
         self.state == ConnectivityState::Ready
             && (self.config.permit_without_stream
-                || self.slots.iter().any(|s| s.open.is_some() && s.welcomed))
+                || self.slots.iter().any(|s| s.open.is_some()))
     }
 
     fn silence_limit(&self) -> Duration {
@@ -667,7 +667,9 @@ impl Channel {
                     consider(self.last_received + self.keepalive_time);
                 }
                 let limit = self.silence_limit();
-                for s in self.slots.iter().filter(|s| s.open.is_some() && s.welcomed) {
+                // Every open stream, welcomed or not: one reopened after a GoAway that never
+                // gets its Welcome must not leave the channel READY forever.
+                for s in self.slots.iter().filter(|s| s.open.is_some()) {
                     consider(s.last_message + limit);
                 }
             }
@@ -720,7 +722,7 @@ impl Channel {
                 if self
                     .slots
                     .iter()
-                    .any(|s| s.open.is_some() && s.welcomed && now >= s.last_message + limit)
+                    .any(|s| s.open.is_some() && now >= s.last_message + limit)
                 {
                     self.fail(now, LossReason::StreamSilent);
                 }
