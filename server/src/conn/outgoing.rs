@@ -6,8 +6,9 @@
 //! - frames of our own go in *between* h2's frames, never inside one;
 //! - h2's graceful GOAWAYs get the debug data of the drain reason (`max_idle`, `max_age`,
 //!   `graceful_stop`) — h2 has no way to set it;
-//! - every PING ACK h2 writes is judged by the enforcement policy right after it, so a
-//!   GOAWAY `too_many_pings` follows the ACK on the wire, as in grpc-go;
+//! - once a client PING (judged when it is read) was one too many, the GOAWAY
+//!   `too_many_pings` goes right after the next PING ACK h2 writes, so it follows the ACK
+//!   on the wire, as in grpc-go;
 //! - HEADERS and DATA written reset the ping strikes.
 //!
 //! It is sans-IO: [`Outgoing::send`] is the only method that touches a socket, through
@@ -24,8 +25,8 @@ pub const CAP: usize = 256 * 1024;
 pub trait Judge {
     /// HEADERS (including trailers) or DATA is being written.
     fn data_sent(&mut self);
-    /// A PING ACK was written. `Some(last_stream_id)` when the client has now PINGed too
-    /// often: the observer appends GOAWAY ENHANCE_YOUR_CALM and stops writing.
+    /// A PING ACK was written. `Some(last_stream_id)` when the client has PINGed too often:
+    /// the observer appends GOAWAY ENHANCE_YOUR_CALM after the ACK and stops writing.
     fn ping_acked(&mut self) -> Option<u32>;
     /// A GOAWAY is being written (with the debug data it carries on the wire).
     fn goaway_sent(&mut self, fields: frame::GoAwayFields, debug: &[u8]);

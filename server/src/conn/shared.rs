@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::stats::Stats;
 use keepalive::{PingVerdict, ServerConnection};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
@@ -58,6 +58,11 @@ pub struct ConnShared {
     /// GOAWAY `too_many_pings` was queued).
     pub notify: Notify,
     max_client_stream: AtomicU32,
+    /// Client PINGs read, PING ACKs written, and which PING (by count) was one too many:
+    /// the GOAWAY `too_many_pings` goes right after that PING's ACK.
+    pings_read: AtomicU64,
+    acks_written: AtomicU64,
+    too_many_pings_at: AtomicU64,
 }
 
 impl ConnShared {
@@ -82,6 +87,9 @@ impl ConnShared {
             }),
             notify: Notify::new(),
             max_client_stream: AtomicU32::new(0),
+            pings_read: AtomicU64::new(0),
+            acks_written: AtomicU64::new(0),
+            too_many_pings_at: AtomicU64::new(0),
         }
     }
 
@@ -98,11 +106,7 @@ impl ConnShared {
 
     /// A judge for frames written now, over the locked state's core.
     pub fn judge<'a>(&'a self, core: &'a mut ServerConnection) -> WireJudge<'a> {
-        WireJudge {
-            shared: self,
-            core,
-            now: self.clock.now(),
-        }
+        WireJudge { shared: self, core }
     }
 }
 
@@ -111,7 +115,6 @@ impl ConnShared {
 pub struct WireJudge<'a> {
     shared: &'a ConnShared,
     core: &'a mut ServerConnection,
-    now: keepalive::Instant,
 }
 
 impl Judge for WireJudge<'_> {
@@ -119,23 +122,14 @@ impl Judge for WireJudge<'_> {
         self.core.on_data_sent();
     }
 
+    /// The PING was judged when it was read (see [`Watcher::ping`]); once the client is
+    /// past the strikes, the GOAWAY goes right after the next ACK h2 writes.
     fn ping_acked(&mut self) -> Option<u32> {
         let s = self.shared;
-        match self.core.on_ping(self.now) {
-            PingVerdict::Accepted => None,
-            PingVerdict::Strike { strikes } => {
-                Stats::inc(&s.stats.ping_strikes);
-                tracing::info!(conn = s.id, peer = %s.peer, strikes, "ping strike");
-                None
-            }
-            PingVerdict::TooManyPings { strikes } => {
-                Stats::inc(&s.stats.ping_strikes);
-                Stats::inc(&s.stats.goaway_too_many_pings);
-                tracing::warn!(conn = s.id, peer = %s.peer, strikes, "ping strike: too many pings");
-                s.notify.notify_one();
-                Some(s.last_client_stream())
-            }
-        }
+        // h2 ACKs the client's PINGs in the order it read them.
+        let written = s.acks_written.fetch_add(1, Relaxed) + 1;
+        let condemned = s.too_many_pings_at.load(Relaxed);
+        (condemned != 0 && written >= condemned).then(|| s.last_client_stream())
     }
 
     fn goaway_sent(&mut self, fields: GoAwayFields, debug_data: &[u8]) {
@@ -156,8 +150,35 @@ impl Watcher for &ConnShared {
         self.max_client_stream.fetch_max(stream_id, Relaxed);
     }
 
+    /// A client PING was read. It is judged now, as grpc-go's `handlePing` does (the ACK
+    /// is h2's and goes out next): "data sent since the previous PING" is then measured
+    /// between PINGs as the client sent them, whatever order h2 writes its ACKs and the
+    /// responses in.
     fn ping(&mut self) {
         Stats::inc(&self.stats.pings_received);
+        let read = self.pings_read.fetch_add(1, Relaxed) + 1;
+        let now = self.clock.now();
+        let verdict = {
+            let mut st = self.lock();
+            if st.core.closed().is_some() {
+                return; // already condemned: the GOAWAY is on its way
+            }
+            st.core.on_ping(now)
+        };
+        match verdict {
+            PingVerdict::Accepted => {}
+            PingVerdict::Strike { strikes } => {
+                Stats::inc(&self.stats.ping_strikes);
+                tracing::info!(conn = self.id, peer = %self.peer, strikes, "ping strike");
+            }
+            PingVerdict::TooManyPings { strikes } => {
+                Stats::inc(&self.stats.ping_strikes);
+                Stats::inc(&self.stats.goaway_too_many_pings);
+                tracing::warn!(conn = self.id, peer = %self.peer, strikes, "ping strike: too many pings");
+                self.too_many_pings_at.store(read, Relaxed);
+                self.notify.notify_one();
+            }
+        }
     }
 
     fn keepalive_ack(&mut self) {
