@@ -637,8 +637,7 @@ impl Channel {
 
     fn keepalive_active(&self) -> bool {
         self.state == ConnectivityState::Ready
-            && (self.config.permit_without_stream
-                || self.slots.iter().any(|s| s.open.is_some()))
+            && (self.config.permit_without_stream || self.slots.iter().any(|s| s.open.is_some()))
     }
 
     fn silence_limit(&self) -> Duration {
