@@ -158,6 +158,8 @@ pub struct SessionConfig {
     pub probe: bool,
     /// Where to connect.
     pub target: http::Target,
+    /// gRPC-web over one HTTP/2 connection (a browser over https) instead of HTTP/1.1.
+    pub http2: bool,
 }
 
 enum Input {
@@ -251,7 +253,7 @@ impl Session {
         mut stop: watch::Receiver<bool>,
     ) -> SessionRecord {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let pool = Pool::new(config.target.clone());
+        let pool = Pool::new(config.target.clone(), config.http2);
         let shared = Arc::new(Shared {
             authority: pool.authority(),
             pool,

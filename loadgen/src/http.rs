@@ -5,7 +5,9 @@
 //! A browser over plain http speaks HTTP/1.1 with at most six connections per origin, one
 //! request at a time on each: a streaming subscription occupies its connection for as long
 //! as it lives, so a heartbeat needs another. [`Pool`] is that: per session, up to
-//! [`MAX_PER_ORIGIN`] connections, reused while they stay open.
+//! [`MAX_PER_ORIGIN`] connections, reused while they stay open. Over https a browser speaks
+//! HTTP/2 and puts every call on one connection; the pool's HTTP/2 mode does that (without
+//! TLS), for runs that must stay within fewer sockets.
 
 use crate::grpc::{self, CallError, Decoder, Frame, Wire};
 use bytes::Bytes;
@@ -84,21 +86,27 @@ pub async fn open_h2(target: &Target) -> Result<H2, CallError> {
     Ok(sender)
 }
 
-/// A connection to send one request on.
+/// A connection to send one request on, and the protocol spoken on it.
 #[derive(Debug)]
 pub enum Sender<'a> {
-    /// HTTP/1.1: gRPC-web.
+    /// gRPC-web over HTTP/1.1 (a browser over plain http).
     H1(&'a mut H1),
-    /// HTTP/2: native gRPC.
+    /// Native gRPC over HTTP/2.
     H2(&'a mut H2),
+    /// gRPC-web over HTTP/2 (a browser over https, minus TLS).
+    H2Web(&'a mut H2),
 }
 
 impl Sender<'_> {
     fn wire(&self) -> Wire {
         match self {
-            Sender::H1(_) => Wire::Web,
+            Sender::H1(_) | Sender::H2Web(_) => Wire::Web,
             Sender::H2(_) => Wire::Grpc,
         }
+    }
+
+    fn http2(&self) -> bool {
+        !matches!(self, Sender::H1(_))
     }
 
     async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, CallError> {
@@ -107,7 +115,7 @@ impl Sender<'_> {
                 s.ready().await.map_err(CallError::transport)?;
                 s.send_request(req).await.map_err(CallError::transport)
             }
-            Sender::H2(s) => {
+            Sender::H2(s) | Sender::H2Web(s) => {
                 s.ready().await.map_err(CallError::transport)?;
                 s.send_request(req).await.map_err(CallError::transport)
             }
@@ -170,9 +178,11 @@ pub async fn start(
     msg: &impl Message,
 ) -> Result<Streaming, CallError> {
     let wire = sender.wire();
-    let uri = match wire {
-        Wire::Web => path.to_string(),
-        Wire::Grpc => format!("http://{authority}{path}"),
+    let http2 = sender.http2();
+    let uri = if http2 {
+        format!("http://{authority}{path}")
+    } else {
+        path.to_string()
     };
     let mut req = Request::post(uri)
         .header(header::CONTENT_TYPE, wire.content_type())
@@ -181,10 +191,12 @@ pub async fn start(
     let headers = req.headers_mut();
     match wire {
         Wire::Web => {
-            headers.insert(
-                header::HOST,
-                authority.parse().map_err(CallError::transport)?,
-            );
+            if !http2 {
+                headers.insert(
+                    header::HOST,
+                    authority.parse().map_err(CallError::transport)?,
+                );
+            }
             headers.insert("x-grpc-web", http::HeaderValue::from_static("1"));
             headers.insert(
                 header::ACCEPT,
@@ -225,12 +237,15 @@ pub async fn unary<M: Message + Default>(
     }
 }
 
-/// Up to [`MAX_PER_ORIGIN`] HTTP/1.1 connections of one session, reused while open.
+/// A session's connections: up to [`MAX_PER_ORIGIN`] HTTP/1.1 connections reused while
+/// open (a browser over http), or one HTTP/2 connection that carries every call (a
+/// browser over https), opened again when it is lost.
 #[derive(Debug)]
 pub struct Pool {
     target: Target,
     state: Mutex<PoolState>,
     freed: Notify,
+    http2: Option<tokio::sync::Mutex<Option<H2>>>,
 }
 
 #[derive(Debug, Default)]
@@ -241,13 +256,29 @@ struct PoolState {
 }
 
 impl Pool {
-    /// An empty pool.
-    pub fn new(target: Target) -> Arc<Self> {
+    /// An empty pool of HTTP/1.1 connections, or of one HTTP/2 connection.
+    pub fn new(target: Target, http2: bool) -> Arc<Self> {
         Arc::new(Pool {
             target,
             state: Mutex::new(PoolState::default()),
             freed: Notify::new(),
+            http2: http2.then(|| tokio::sync::Mutex::new(None)),
         })
+    }
+
+    async fn get_h2(
+        self: &Arc<Self>,
+        slot: &tokio::sync::Mutex<Option<H2>>,
+    ) -> Result<Lease, CallError> {
+        let mut conn = slot.lock().await;
+        if let Some(c) = conn.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(Lease::shared(self.clone(), c.clone()));
+        }
+        *conn = None;
+        self.lock().connects += 1;
+        let c = open_h2(&self.target).await?;
+        *conn = Some(c.clone());
+        Ok(Lease::shared(self.clone(), c))
     }
 
     fn lock(&self) -> MutexGuard<'_, PoolState> {
@@ -267,6 +298,9 @@ impl Pool {
     /// An idle open connection, or a new one if fewer than six are open; otherwise waits
     /// for one to be freed.
     pub async fn get(self: &Arc<Self>) -> Result<Lease, CallError> {
+        if let Some(slot) = &self.http2 {
+            return self.get_h2(slot).await;
+        }
         loop {
             let freed = self.freed.notified();
             match self.take() {
@@ -315,6 +349,12 @@ impl Pool {
         let n = st.idle.len();
         st.idle.clear();
         st.open -= n;
+        drop(st);
+        if let Some(slot) = &self.http2
+            && let Ok(mut conn) = slot.try_lock()
+        {
+            *conn = None;
+        }
     }
 }
 
@@ -340,6 +380,7 @@ impl Drop for Slot {
 pub struct Lease {
     pool: Arc<Pool>,
     conn: Option<H1>,
+    shared: Option<H2>,
     reusable: bool,
 }
 
@@ -348,15 +389,26 @@ impl Lease {
         Lease {
             pool,
             conn: Some(conn),
+            shared: None,
+            reusable: false,
+        }
+    }
+
+    fn shared(pool: Arc<Pool>, conn: H2) -> Self {
+        Lease {
+            pool,
+            conn: None,
+            shared: Some(conn),
             reusable: false,
         }
     }
 
     /// The connection, to send a request on.
     pub fn sender(&mut self) -> Sender<'_> {
-        match &mut self.conn {
-            Some(c) => Sender::H1(c),
-            None => unreachable!("a lease holds its connection until dropped"),
+        match (&mut self.conn, &mut self.shared) {
+            (Some(c), _) => Sender::H1(c),
+            (None, Some(c)) => Sender::H2Web(c),
+            (None, None) => unreachable!("a lease holds its connection until dropped"),
         }
     }
 
@@ -368,7 +420,10 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let conn = self.conn.take().filter(|_| self.reusable);
-        self.pool.release(conn);
+        // An HTTP/2 stream ends with its lease; the connection stays with the pool.
+        if self.shared.is_none() {
+            let conn = self.conn.take().filter(|_| self.reusable);
+            self.pool.release(conn);
+        }
     }
 }

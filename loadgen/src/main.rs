@@ -75,6 +75,10 @@ struct SessionsArgs {
     /// Heartbeat every Time even while events arrive.
     #[arg(long)]
     probe: bool,
+    /// gRPC-web over one HTTP/2 connection per session (a browser over https) instead of
+    /// HTTP/1.1 (a browser over http: a stream connection plus a heartbeat connection).
+    #[arg(long)]
+    http2: bool,
     /// Connect from this many loopback addresses 127.0.0.2… (0: 127.0.0.1 only).
     #[arg(long, default_value_t = 0)]
     source_ips: u8,
@@ -180,6 +184,7 @@ fn main() -> ExitCode {
                     probe: a.probe,
                     source_ips: a.source_ips,
                     stall,
+                    http2: a.http2,
                     announce: true,
                 })
                 .await;

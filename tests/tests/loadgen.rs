@@ -34,6 +34,7 @@ fn options(srv: &ServerProcess, sessions: usize) -> SessionsOptions {
         probe: true,
         source_ips: 0,
         stall: None,
+        http2: false,
         announce: false,
     }
 }
@@ -106,4 +107,14 @@ async fn unary_over_both_protocols() {
             "{r:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn sessions_over_http2_use_one_connection_each() {
+    let srv = ServerProcess::start(&["--tick-interval", "100ms"]).await;
+    let mut o = options(&srv, 3);
+    o.http2 = true;
+    let r = sessions::run(o).await;
+    assert_eq!((r.ready_at_start, r.errors, r.connects), (3, 0, 3), "{r:?}");
+    assert!(r.heartbeats >= 6 && r.events >= 30, "{r:?}");
 }

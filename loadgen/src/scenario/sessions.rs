@@ -63,6 +63,8 @@ pub struct SessionsOptions {
     pub source_ips: u8,
     /// A chaos STALL during the window.
     pub stall: Option<Stall>,
+    /// gRPC-web over one HTTP/2 connection per session instead of HTTP/1.1.
+    pub http2: bool,
     /// Print `READY` / `MEASURE` lines on stdout.
     pub announce: bool,
 }
@@ -199,6 +201,7 @@ pub async fn run(opts: SessionsOptions) -> SessionsReport {
                 addr: opts.addr,
                 local_ip,
             },
+            http2: opts.http2,
         };
         let start_at = opts.ramp.mul_f64(i as f64 / n as f64);
         let totals = totals.clone();

@@ -187,6 +187,20 @@ pub fn usage(pid: u32) -> Option<Usage> {
     })
 }
 
+/// CPU seconds the whole machine spent busy (not idle, not waiting for I/O) since boot,
+/// from the first line of `/proc/stat`.
+pub fn machine_busy_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let busy: f64 = v.iter().take(8).sum::<f64>() - v.get(3)? - v.get(4)?;
+    Some(busy / clock_ticks())
+}
+
 /// `sysconf(_SC_CLK_TCK)` without libc: `getconf CLK_TCK`, else Linux's 100.
 fn clock_ticks() -> f64 {
     Command::new("getconf")
