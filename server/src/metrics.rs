@@ -15,7 +15,6 @@
 //! Only `GET /metrics` is answered here ([`is_metrics`]); every other request (gRPC,
 //! gRPC-web, CORS preflights, the dashboard's files) passes through untouched.
 
-use crate::conn::streams::Routes;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, header};
 use http_body_util::Full;
@@ -28,8 +27,11 @@ use prometheus_client::registry::Registry;
 use proto::v1::StatsResponse;
 use std::collections::HashSet;
 use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::sync::Arc;
-use tower::ServiceExt;
+use std::task::{Context, Poll};
+use tower::Service;
+use tower::util::Either;
 
 /// The path scraped.
 pub const PATH: &str = "/metrics";
@@ -420,21 +422,94 @@ pub fn is_metrics<B>(req: &Request<B>) -> bool {
     req.method() == Method::GET && req.uri().path() == PATH
 }
 
-/// Answers `GET /metrics` with `metrics`, everything else with `routes`.
-pub fn wrap(routes: Routes, metrics: Metrics) -> Routes {
-    Routes::new(tower::service_fn(
-        move |req: Request<hyper::body::Incoming>| {
-            let routes = routes.clone();
-            let metrics = metrics.clone();
-            async move {
-                if is_metrics(&req) {
-                    Ok::<_, Infallible>(response(metrics.render()))
-                } else {
-                    routes.oneshot(req).await
-                }
-            }
-        },
-    ))
+/// The layer that answers `GET /metrics` and passes everything else to the service it
+/// wraps. A layer (not a wrapper around the boxed routes) so that a gRPC call pays only
+/// for the path comparison: no clone of the routes and no boxed future per request.
+#[derive(Debug, Clone)]
+pub struct MetricsLayer {
+    metrics: Metrics,
+}
+
+impl MetricsLayer {
+    /// Scrapes answered from `metrics`.
+    pub fn new(metrics: Metrics) -> Self {
+        MetricsLayer { metrics }
+    }
+}
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            scrape: Scrape {
+                metrics: self.metrics.clone(),
+                error: PhantomData,
+            },
+        }
+    }
+}
+
+/// See [`MetricsLayer`].
+#[derive(Debug, Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    scrape: Scrape<Infallible>,
+}
+
+/// Answers a scrape at once (the inner half of [`MetricsService`]).
+#[derive(Debug)]
+pub struct Scrape<E> {
+    metrics: Metrics,
+    error: PhantomData<fn() -> E>,
+}
+
+impl<E> Clone for Scrape<E> {
+    fn clone(&self) -> Self {
+        Scrape {
+            metrics: self.metrics.clone(),
+            error: PhantomData,
+        }
+    }
+}
+
+impl<B, E> Service<Request<B>> for Scrape<E> {
+    type Response = Response<tonic::body::Body>;
+    type Error = E;
+    type Future = std::future::Ready<Result<Self::Response, E>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), E>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<B>) -> Self::Future {
+        std::future::ready(Ok(response(self.metrics.render())))
+    }
+}
+
+impl<S, B> Service<Request<B>> for MetricsService<S>
+where
+    S: Service<Request<B>, Response = Response<tonic::body::Body>, Error = Infallible>,
+{
+    type Response = Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = <Either<Scrape<Infallible>, S> as Service<Request<B>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // `Either` only to name one future type for both answers; the services are
+        // borrowed for the call, never moved.
+        let mut either: Either<&mut Scrape<Infallible>, &mut S> = if is_metrics(&req) {
+            Either::Left(&mut self.scrape)
+        } else {
+            Either::Right(&mut self.inner)
+        };
+        either.call(req)
+    }
 }
 
 fn response(body: String) -> Response<tonic::body::Body> {

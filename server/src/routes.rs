@@ -9,7 +9,7 @@
 
 use crate::conn::streams::Routes;
 use crate::limits::{LimitLayer, Limits};
-use crate::metrics::{self, Metrics};
+use crate::metrics::{Metrics, MetricsLayer};
 use crate::service::KeepaliveService;
 use http::{HeaderName, HeaderValue, Method};
 use std::sync::Arc;
@@ -44,11 +44,12 @@ pub fn build(
         .add_service(keepalive.into_server().max_decoding_message_size(max_in))
         .prepare();
     let stack = tower::ServiceBuilder::new()
+        .layer(MetricsLayer::new(metrics))
         .option_layer(cors(cors_allow_origin)?)
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(LimitLayer::new(limits))
         .service(routes);
-    Ok(metrics::wrap(Routes::new(stack), metrics))
+    Ok(Routes::new(stack))
 }
 
 /// The CORS layer for the allowed origins; `None` (same-origin only) when there are none.
