@@ -632,7 +632,114 @@ fn overhead(ctx: &Ctx) -> Result<(String, String)> {
             rps.1
         ));
     }
+    drop((ours, stock));
+    // requests/s on a shared 2-core machine move with whatever else runs; instructions
+    // per request (user space, callgrind) do not.
+    let mut rows = Vec::new();
+    for protocol in ["h2", "http1"] {
+        let a = instructions(ctx, "ours", &ctx.bins.server, protocol);
+        let b = instructions(ctx, "stock", &ctx.bins.bench_server, protocol);
+        match (a, b) {
+            (Ok(a), Ok(b)) => rows.push((protocol, a, b)),
+            (Err(e), _) | (_, Err(e)) => {
+                println!("  callgrind skipped: {e}");
+                break;
+            }
+        }
+    }
+    if !rows.is_empty() {
+        md.push_str(
+            "\nUser-space instructions per request (valgrind callgrind on the server, the same \
+             calls; independent of machine load):\n\n\
+             | protocol | ours | stock | stock / ours |\n|---|---|---|---|\n",
+        );
+        for (protocol, a, b) in rows {
+            let _ = writeln!(md, "| {protocol} | {a:.0} | {b:.0} | {:.2} |", b / a);
+            js.push(format!(
+                "{}:{{\"ours_instructions_per_request\":{a:.0},\"stock_instructions_per_request\":{b:.0}}}",
+                quote(&format!("{protocol}_callgrind"))
+            ));
+        }
+    }
     Ok((md, format!("{{{}}}", js.join(","))))
+}
+
+/// User-space instructions per unary call of a server run under callgrind (counters
+/// zeroed after start-up, dumped after the calls).
+fn instructions(ctx: &Ctx, which: &str, program: &Path, protocol: &str) -> Result<f64> {
+    let port = process::free_port()?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let name = format!("callgrind-{which}-{protocol}");
+    let out = ctx.out.join(format!("{name}.out"));
+    let log = ctx.out.join(format!("{name}.log"));
+    let _ = std::fs::remove_file(&log);
+    let valgrind = Path::new("valgrind");
+    let args: Vec<String> = vec![
+        "--tool=callgrind".into(),
+        format!("--callgrind-out-file={}", out.display()),
+        program.display().to_string(),
+        "--listen".into(),
+        addr.to_string(),
+        "--max-ping-strikes".into(),
+        "0".into(),
+    ];
+    let mut child = Child::spawn(&name, valgrind, &args, &log, false)?;
+    process::wait_listening(addr, &mut child, Duration::from_secs(60))?;
+    let control = |cmd: &str| {
+        std::process::Command::new("callgrind_control")
+            .arg(cmd)
+            .arg(child.pid().to_string())
+            .output()
+            .map_err(|e| Error::new(format!("callgrind_control: {e}")))
+    };
+    control("-z")?;
+    let args: Vec<String> = [
+        "unary",
+        "--addr",
+        &addr.to_string(),
+        "--protocol",
+        protocol,
+        "--concurrency",
+        "32",
+        "--warmup",
+        "0s",
+        "--duration",
+        if ctx.quick { "1s" } else { "3s" },
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect();
+    let run = unary(ctx, &name, &args)?;
+    control("-d")?;
+    child.kill();
+    // The dump after the zeroing is the file with the highest part number.
+    let dumps = std::fs::read_dir(&ctx.out)
+        .map_err(|e| Error::new(e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|f| f.to_string_lossy().starts_with(&format!("{name}.out")))
+        })
+        .collect::<Vec<_>>();
+    let mut total = None;
+    for path in &dumps {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let count = text.lines().find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        });
+        // The zeroed-then-dumped part has the fewest instructions (start-up excluded).
+        if let Some(c) = count {
+            total = Some(total.map_or(c, |t: f64| t.min(c)));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let requests = run.num("requests");
+    match total {
+        Some(t) if requests > 0.0 => Ok(t / requests),
+        _ => bail!("no callgrind dump for {name} (log: {})", log.display()),
+    }
 }
 
 fn unary(ctx: &Ctx, name: &str, args: &[String]) -> Result<Json> {
