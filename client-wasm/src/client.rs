@@ -12,13 +12,14 @@ use crate::driver::{self, Inner, Opener, ResumeRequest, StateInfo, Stats, pump};
 use crate::resumable::ResumableMessage;
 use crate::status::{CallError, classify, pushback_ms};
 use crate::time;
-use keepalive::client::{
-    ClientConfig, ClientEvent, Failure, RetryDecision, RetryPolicy, RetryState, StreamId,
-};
-use proto::v1::{
+use demo_proto::v1::{
     ChaosAction, ChaosRequest, ChaosResponse, PublishRequest, PublishResponse, StatsRequest,
     StatsResponse, SubscribeRequest, SubscribeResponse,
 };
+use keepalive::client::{
+    ClientConfig, ClientEvent, Failure, RetryDecision, RetryPolicy, RetryState, StreamId,
+};
+use keepalive_proto::v1::ResumeRequest as WireResume;
 use std::cell::RefCell;
 use std::rc::Rc;
 use tonic::Status;
@@ -120,16 +121,18 @@ impl Client {
 
     /// Subscribes to the server's event feed from now on; `on_event` gets every event
     /// exactly once, in order, across reconnects (a gap is reported on the timeline).
-    pub fn subscribe(&self, on_event: impl Fn(proto::v1::Event) + 'static) -> StreamId {
+    pub fn subscribe(&self, on_event: impl Fn(demo_proto::v1::Event) + 'static) -> StreamId {
         let opener: Opener<SubscribeResponse> = Rc::new(|mut api, req: ResumeRequest| {
             Box::pin(async move {
                 let request = SubscribeRequest {
-                    session_id: req.session_id,
-                    after_sequence: req.after,
-                    resume_token: req.token,
-                    log_id: req.log_id,
+                    resume: Some(WireResume {
+                        session_id: req.session_id,
+                        after_sequence: req.after,
+                        resume_token: req.token,
+                        log_id: req.log_id,
+                    }),
                 };
-                Ok(api.subscribe(request).await?.into_inner())
+                Ok(api.feed.subscribe(request).await?.into_inner())
             })
         });
         self.subscribe_with(opener, on_event)
@@ -173,7 +176,7 @@ impl Client {
                 idempotency_key: key.clone(),
                 text: text.to_owned(),
             };
-            let status = match api.publish(request).await {
+            let status = match api.feed.publish(request).await {
                 Ok(r) => {
                     driver::with_core(&weak, |c, now| c.on_call(now, true));
                     return Ok(r.into_inner());
@@ -214,7 +217,7 @@ impl Client {
     /// The server's counters.
     pub async fn server_stats(&self) -> Result<StatsResponse, Status> {
         let mut api = self.inner.borrow().api.clone();
-        Ok(api.stats(StatsRequest {}).await?.into_inner())
+        Ok(api.feed.stats(StatsRequest {}).await?.into_inner())
     }
 
     /// Asks the server (run with `--chaos`) to inject a fault.
@@ -230,7 +233,7 @@ impl Client {
             action: action as i32,
             duration_ms,
         };
-        Ok(api.chaos(request).await?.into_inner())
+        Ok(api.feed.chaos(request).await?.into_inner())
     }
 
     /// Closes the channel: every call is aborted, listeners are removed.

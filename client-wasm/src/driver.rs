@@ -9,15 +9,16 @@
 //! Calls are started as cancellable tasks ([`crate::task::abortable`]): when the core
 //! judges the connection dead it aborts them, which drops the fetch.
 
-use crate::resumable::{Frame, ResumableMessage, Sequenced};
+use crate::resumable::{Frame, ResumableMessage, Sequenced, welcome};
 use crate::status::{CallError, classify};
 use crate::task::{Signal, abortable, sleep_or_signal};
 use crate::time;
+use demo_proto::v1::feed_client::FeedClient;
 use keepalive::client::{
     CallId, Channel, ClientAction, ClientConfig, ClientEvent, ClientStats, ConnectivityState,
     Delivery, HeartbeatOutcome, StreamId, Welcome,
 };
-use proto::v1::keepalive_client::KeepaliveClient;
+use keepalive_proto::v1::session_client::SessionClient;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,8 +28,14 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 use tonic::{Code, Status};
 
-/// The generated client over fetch.
-pub type Api = KeepaliveClient<tonic_web_wasm_client::Client>;
+/// The generated clients over fetch: the session service and the demo's feed.
+#[derive(Clone, Debug)]
+pub struct Api {
+    /// `keepalive.v1.Session`.
+    pub session: SessionClient<tonic_web_wasm_client::Client>,
+    /// `keepalive.demo.v1.Feed`.
+    pub feed: FeedClient<tonic_web_wasm_client::Client>,
+}
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -37,8 +44,6 @@ type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 pub struct Session {
     /// Its id.
     pub id: String,
-    /// The server's event log.
-    pub log_id: String,
 }
 
 #[derive(Debug)]
@@ -140,7 +145,11 @@ pub(crate) struct Inner {
 
 impl Inner {
     pub fn new(url: &str, config: ClientConfig) -> Self {
-        let api = KeepaliveClient::new(tonic_web_wasm_client::Client::new(url.to_owned()));
+        let transport = tonic_web_wasm_client::Client::new(url.to_owned());
+        let api = Api {
+            session: SessionClient::new(transport.clone()),
+            feed: FeedClient::new(transport),
+        };
         Inner {
             core: Channel::new(time::now(), config, time::seed()),
             api,
@@ -355,7 +364,7 @@ pub(crate) fn with_core<T>(
 pub(crate) async fn ensure_session(weak: &Weak<RefCell<Inner>>) -> Result<Session, Status> {
     enum Next {
         Wait,
-        Open(Api),
+        Open(Box<Api>),
     }
     loop {
         let next = {
@@ -368,7 +377,7 @@ pub(crate) async fn ensure_session(weak: &Weak<RefCell<Inner>>) -> Result<Sessio
                 SessionState::Opening(_) => Next::Wait,
                 SessionState::None => {
                     inner.session = SessionState::Opening(Vec::new());
-                    Next::Open(inner.api.clone())
+                    Next::Open(Box::new(inner.api.clone()))
                 }
             }
         };
@@ -391,7 +400,10 @@ pub(crate) async fn ensure_session(weak: &Weak<RefCell<Inner>>) -> Result<Sessio
             }
             Next::Open(mut api) => {
                 let guard = OpeningGuard(weak.clone());
-                let result = api.open_session(proto::v1::OpenSessionRequest {}).await;
+                let result = api
+                    .session
+                    .open_session(keepalive_proto::v1::OpenSessionRequest {})
+                    .await;
                 std::mem::forget(guard);
                 let rc = weak
                     .upgrade()
@@ -403,10 +415,7 @@ pub(crate) async fn ensure_session(weak: &Weak<RefCell<Inner>>) -> Result<Sessio
                 };
                 let out = result.map(|r| {
                     let r = r.into_inner();
-                    let s = Session {
-                        id: r.session_id,
-                        log_id: r.log_id,
-                    };
+                    let s = Session { id: r.session_id };
                     inner.session = SessionState::Open(s.clone());
                     tracing::info!(session = %s.id, "session opened");
                     s
@@ -441,12 +450,12 @@ async fn heartbeat(weak: Weak<RefCell<Inner>>, seq: u64) {
             let Some(mut api) = weak.upgrade().map(|rc| rc.borrow().api.clone()) else {
                 return;
             };
-            let req = proto::v1::HeartbeatRequest {
+            let req = keepalive_proto::v1::HeartbeatRequest {
                 session_id: session.id.clone(),
                 sequence: seq,
                 client_send_time_ms: time::wall_ms(),
             };
-            match api.heartbeat(req).await {
+            match api.session.heartbeat(req).await {
                 Ok(_) => HeartbeatOutcome::Answered,
                 Err(status) => outcome_of(&weak, &session.id, &status),
             }
@@ -594,20 +603,17 @@ async fn run_stream<M: ResumableMessage>(
     loop {
         match stream.message().await {
             Ok(Some(msg)) => match msg.into_frame() {
-                Some(Frame::Welcome(w)) => ctx.welcome(&w),
+                Some(Frame::Welcome(w)) => ctx.welcome(&welcome(w)),
                 Some(Frame::Event(e)) => {
                     if ctx.event(e.sequence()) {
                         (typed.sink)(e);
                     }
                 }
-                Some(Frame::Heartbeat) | None => ctx.message(),
-                Some(Frame::Gap { from, missed }) => ctx.gap(from, missed),
-                Some(Frame::GoAway {
-                    reason,
-                    resume_token,
-                }) => {
-                    tracing::info!("stream go-away ({reason}): resuming at once");
-                    return ctx.go_away(&resume_token);
+                Some(Frame::Heartbeat(_)) | None => ctx.message(),
+                Some(Frame::Gap(g)) => ctx.gap(g.from_sequence, g.missed),
+                Some(Frame::GoAway(g)) => {
+                    tracing::info!("stream go-away ({}): resuming at once", g.reason);
+                    return ctx.go_away(&g.resume_token);
                 }
             },
             Ok(None) => return ctx.ended(),

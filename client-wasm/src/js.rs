@@ -258,7 +258,7 @@ pub fn timeline_object(at: f64, e: &ClientEvent) -> Object {
 }
 
 /// A feed event as a JS object.
-pub fn event_object(e: &proto::v1::Event) -> Object {
+pub fn event_object(e: &demo_proto::v1::Event) -> Object {
     let o = Object::new();
     set(&o, "sequence", e.sequence as f64);
     set(&o, "publishedAtMs", e.published_at_ms as f64);

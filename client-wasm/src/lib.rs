@@ -51,7 +51,7 @@ mod time;
 #[cfg(target_arch = "wasm32")]
 pub use client::{Client, Options};
 #[cfg(target_arch = "wasm32")]
-pub use driver::{ResumeRequest, Session, StateInfo, Stats};
+pub use driver::{Api, ResumeRequest, Session, StateInfo, Stats};
 pub use keepalive::client::{ClientConfig, ClientEvent, ConnectivityState, RetryPolicy, StreamId};
 #[cfg(target_arch = "wasm32")]
 pub use resumable::{Frame, ResumableMessage, Sequenced};
@@ -72,11 +72,11 @@ pub use console::init_logging;
 /// shows up as a status too (code `UNKNOWN` or `INTERNAL` from tonic-web-wasm-client).
 #[cfg(target_arch = "wasm32")]
 pub async fn open_session(base_url: &str) -> Result<String, tonic::Status> {
-    use proto::v1::OpenSessionRequest;
-    use proto::v1::keepalive_client::KeepaliveClient;
+    use keepalive_proto::v1::OpenSessionRequest;
+    use keepalive_proto::v1::session_client::SessionClient;
 
     let transport = tonic_web_wasm_client::Client::new(base_url.to_owned());
-    let mut client = KeepaliveClient::new(transport);
+    let mut client = SessionClient::new(transport);
     let response = client.open_session(OpenSessionRequest {}).await?;
     Ok(response.into_inner().session_id)
 }

@@ -13,7 +13,7 @@
 mod support;
 
 use client_wasm::{Client, ClientEvent, ConnectivityState, Options};
-use proto::v1::ChaosAction;
+use demo_proto::v1::ChaosAction;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;

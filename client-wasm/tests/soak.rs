@@ -21,7 +21,7 @@
 mod support;
 
 use client_wasm::{Client, ConnectivityState, Options};
-use proto::v1::ChaosAction;
+use demo_proto::v1::ChaosAction;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;

@@ -34,14 +34,45 @@ pub const DEFAULT_MAX_PING_STRIKES: u32 = 2;
 pub const TOO_MANY_PINGS: &str = "too_many_pings";
 
 /// How often a client may PING (grpc-go `keepalive.EnforcementPolicy`).
+///
+/// ```
+/// use std::time::Duration;
+/// use keepalive::EnforcementPolicy;
+///
+/// // A browser-friendly policy: heartbeats every 10 s are fine, even without a stream.
+/// let policy = EnforcementPolicy {
+///     min_time: Duration::from_secs(10),
+///     permit_without_stream: true,
+///     ..Default::default()
+/// };
+/// assert_eq!(policy.max_ping_strikes, 2);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct EnforcementPolicy {
-    /// Minimum time between two PINGs while a stream is active (or always, when
-    /// `permit_without_stream`).
+    /// A client PING sooner than this after the previous one is a strike (EnforcementPolicy.MinTime) [default: 5m].
+    #[cfg_attr(feature = "cli", arg(
+        id = "min_ping_interval", long = "min-ping-interval", value_name = "DUR",
+        value_parser = crate::settings::parse_duration, required = false
+    ))]
     pub min_time: Duration,
-    /// Whether PINGs with no active stream follow `min_time` (true) or the 2-hour rule.
+    /// Judge PINGs with no active stream by --min-ping-interval instead of 2h (EnforcementPolicy.PermitWithoutStream).
+    #[cfg_attr(feature = "cli", arg(
+        id = "permit_keepalive_without_stream", long = "permit-keepalive-without-stream",
+        value_name = "BOOL", num_args = 0..=1, default_missing_value = "true",
+        action = clap::ArgAction::Set, required = false
+    ))]
     pub permit_without_stream: bool,
-    /// Strikes tolerated; one more ends the connection. `0` means unlimited (gRPC core).
+    /// Strikes tolerated before GOAWAY too_many_pings; 0 = unlimited [default: 2].
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            id = "max_ping_strikes",
+            long = "max-ping-strikes",
+            value_name = "N",
+            required = false
+        )
+    )]
     pub max_ping_strikes: u32,
 }
 

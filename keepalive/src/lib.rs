@@ -15,6 +15,9 @@
 //!   together do not expire together.
 //! - [`enforcement`]: grpc-go's `EnforcementPolicy` — judges client PINGs (and browser
 //!   heartbeats) and counts strikes.
+//! - [`settings`]: one-line [`settings::SettingsError`]s and (feature `cli`) the text
+//!   forms of durations; [`ServerParameters`] and [`EnforcementPolicy`] carry clap
+//!   attributes under that feature, so binaries derive their flags from them.
 //! - [`server`]: the keepalive state machine of one server connection: keepalive PINGs,
 //!   max-idle, max-age with grace, graceful drain.
 //! - [`client`]: the browser side: connectivity states, connection backoff, unary retry
@@ -29,8 +32,9 @@ pub mod client;
 pub mod enforcement;
 pub mod jitter;
 pub mod server;
+pub mod settings;
 pub mod time;
 
 pub use enforcement::{EnforcementPolicy, PingEnforcer, PingVerdict};
-pub use server::{Action, CloseReason, DrainReason, ServerConnection, ServerParams};
+pub use server::{Action, CloseReason, DrainReason, ServerConnection, ServerParameters};
 pub use time::Instant;

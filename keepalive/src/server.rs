@@ -16,8 +16,8 @@
 //! ```
 //!
 //! The rules, from grpc-go's `keepalive()` loop and `shared/KEEPALIVE.md` §1:
-//! - **Time / Timeout**: nothing read for `keepalive_time` → send a PING; nothing read
-//!   within `keepalive_timeout` after that → close. Anything read counts, not only the
+//! - **Time / Timeout**: nothing read for `time` → send a PING; nothing read
+//!   within `timeout` after that → close. Anything read counts, not only the
 //!   PING's ACK, exactly as grpc-go does.
 //! - **MaxConnectionIdle**: no active stream for the (jittered) idle limit → graceful
 //!   drain with reason `max_idle`. The idle clock starts when the connection opens and
@@ -29,6 +29,7 @@
 
 use crate::enforcement::{EnforcementPolicy, PingEnforcer, PingVerdict};
 use crate::jitter::{CONNECTION_JITTER, jittered};
+use crate::settings::SettingsError;
 use crate::time::Instant;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -40,32 +41,99 @@ pub const DEFAULT_KEEPALIVE_TIME: Duration = Duration::from_secs(2 * 60 * 60);
 /// grpc-go `ServerParameters.Timeout` default.
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// grpc-go `keepalive.ServerParameters`.
+/// grpc-go `keepalive.ServerParameters`: what the server does to keep its connections
+/// healthy and bounded.
+///
+/// ```
+/// use std::time::Duration;
+/// use keepalive::ServerParameters;
+///
+/// let params = ServerParameters {
+///     time: Duration::from_secs(30),
+///     max_connection_age: Some(Duration::from_secs(300)),
+///     max_connection_age_grace: Some(Duration::from_secs(30)),
+///     ..Default::default()
+/// };
+/// assert!(params.validate().is_ok());
+/// assert_eq!(ServerParameters::default().timeout, Duration::from_secs(20));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ServerParams {
-    /// Nothing read for this long → PING. `None` turns server PINGs off (HTTP/1.1 has
-    /// no PING).
-    pub keepalive_time: Option<Duration>,
-    /// After that PING, nothing read for this long → close.
-    pub keepalive_timeout: Duration,
-    /// No active stream for this long (±10%) → drain with `max_idle`.
-    pub max_connection_idle: Option<Duration>,
-    /// Connection older than this (±10%) → drain with `max_age`.
-    pub max_connection_age: Option<Duration>,
-    /// After the age drain, streams get this long before the connection is closed.
-    /// `None` waits for them forever, as grpc-go does by default.
-    pub max_connection_age_grace: Option<Duration>,
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct ServerParameters {
+    /// No frame read for this long: send a PING (ServerParameters.Time) [default: 2h, floor 1s].
+    #[cfg_attr(feature = "cli", arg(
+        id = "keepalive_time", long = "keepalive-time", value_name = "DUR",
+        value_parser = crate::settings::parse_duration, required = false
+    ))]
+    pub time: Duration,
+    /// After that PING, nothing read for this long: close (ServerParameters.Timeout) [default: 20s].
+    #[cfg_attr(feature = "cli", arg(
+        id = "keepalive_timeout", long = "keepalive-timeout", value_name = "DUR",
+        value_parser = crate::settings::parse_duration, required = false
+    ))]
+    pub timeout: Duration,
+    /// No active stream for this long (±10%): GOAWAY max_idle [default: off].
+    #[cfg_attr(feature = "cli", arg(
+        id = "max_connection_idle", long = "max-connection-idle", value_name = "DUR|off",
+        value_parser = crate::settings::parse_knob, required = false
+    ))]
+    pub max_connection_idle: std::option::Option<Duration>,
+    /// Connection older than this (±10%): GOAWAY max_age [default: off].
+    #[cfg_attr(feature = "cli", arg(
+        id = "max_connection_age", long = "max-connection-age", value_name = "DUR|off",
+        value_parser = crate::settings::parse_knob, required = false
+    ))]
+    pub max_connection_age: std::option::Option<Duration>,
+    /// After the age GOAWAY, open streams get this long, then close [default: off = forever].
+    #[cfg_attr(feature = "cli", arg(
+        id = "max_connection_age_grace", long = "max-connection-age-grace", value_name = "DUR|off",
+        value_parser = crate::settings::parse_knob, required = false
+    ))]
+    pub max_connection_age_grace: std::option::Option<Duration>,
 }
 
-impl Default for ServerParams {
+impl Default for ServerParameters {
     fn default() -> Self {
-        ServerParams {
-            keepalive_time: Some(DEFAULT_KEEPALIVE_TIME),
-            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+        ServerParameters {
+            time: DEFAULT_KEEPALIVE_TIME,
+            timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             max_connection_idle: None,
             max_connection_age: None,
             max_connection_age_grace: None,
         }
+    }
+}
+
+impl ServerParameters {
+    /// Checks the combination; the error names the flag, in one line.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.timeout.is_zero() {
+            return Err(SettingsError::new(
+                "--keepalive-timeout must be more than 0",
+            ));
+        }
+        if self.max_connection_age_grace.is_some() && self.max_connection_age.is_none() {
+            return Err(SettingsError::new(
+                "--max-connection-age-grace needs --max-connection-age",
+            ));
+        }
+        for (name, d) in [
+            ("--max-connection-idle", self.max_connection_idle),
+            ("--max-connection-age", self.max_connection_age),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(SettingsError(format!(
+                    "{name} must be more than 0 (or off)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `time` raised to grpc-go's 1 s floor (grpc-go raises it silently; a driver should
+    /// say so when it differs from `time`).
+    pub fn effective_time(&self) -> Duration {
+        self.time.max(MIN_KEEPALIVE_TIME)
     }
 }
 
@@ -131,7 +199,9 @@ pub enum Action {
 /// Keepalive state of one server connection.
 #[derive(Clone, Debug)]
 pub struct ServerConnection {
-    params: ServerParams,
+    params: ServerParameters,
+    /// `params.time` after the floor; `None` when this connection sends no PINGs.
+    ping_time: Option<Duration>,
     enforcer: PingEnforcer,
     last_read: Instant,
     ping_sent_at: Option<Instant>,
@@ -150,7 +220,7 @@ impl ServerConnection {
     /// for the idle and age jitter.
     pub fn new(
         now: Instant,
-        params: ServerParams,
+        params: ServerParameters,
         policy: EnforcementPolicy,
         mut sample: impl FnMut() -> f64,
     ) -> Self {
@@ -161,6 +231,7 @@ impl ServerConnection {
             .max_connection_age
             .map(|d| now + jittered(d, CONNECTION_JITTER, sample()));
         ServerConnection {
+            ping_time: Some(params.effective_time()),
             params,
             enforcer: PingEnforcer::new(policy),
             last_read: now,
@@ -174,6 +245,13 @@ impl ServerConnection {
             closed: None,
             actions: VecDeque::new(),
         }
+    }
+
+    /// This connection sends no keepalive PINGs (HTTP/1.1 has none); `Timeout` then never
+    /// applies either.
+    pub fn without_pings(mut self) -> Self {
+        self.ping_time = None;
+        self
     }
 
     /// The idle limit of this connection after jitter, if max-idle is on.
@@ -267,9 +345,9 @@ impl ServerConnection {
     }
 
     fn keepalive_deadline(&self) -> Option<Instant> {
-        let time = self.params.keepalive_time?;
+        let time = self.ping_time?;
         Some(match self.ping_sent_at {
-            Some(sent) => sent + self.params.keepalive_timeout,
+            Some(sent) => sent + self.params.timeout,
             None => self.last_read + time,
         })
     }

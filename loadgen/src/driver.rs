@@ -22,14 +22,14 @@
 use crate::grpc::{CallError, code};
 use crate::histogram::Histogram;
 use crate::http::{self, Pool};
+use demo_proto::v1::subscribe_response::Kind;
+use demo_proto::v1::{SubscribeRequest, SubscribeResponse};
 use keepalive::client::{
     CallId, Channel, ClientAction, ClientConfig, ClientEvent, ClientStats, ConnectivityState,
     Delivery, HeartbeatOutcome, StreamId, Welcome,
 };
-use proto::v1::subscribe_response::Kind;
-use proto::v1::{
-    HeartbeatRequest, HeartbeatResponse, OpenSessionRequest, OpenSessionResponse, SubscribeRequest,
-    SubscribeResponse,
+use keepalive_proto::v1::{
+    HeartbeatRequest, HeartbeatResponse, OpenSessionRequest, OpenSessionResponse, ResumeRequest,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -40,18 +40,18 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-/// Method paths of `keepalive.v1.Keepalive`.
+/// Method paths of `keepalive.v1.Session` and the demo's `keepalive.demo.v1.Feed`.
 pub mod path {
     /// OpenSession.
-    pub const OPEN_SESSION: &str = "/keepalive.v1.Keepalive/OpenSession";
+    pub const OPEN_SESSION: &str = "/keepalive.v1.Session/OpenSession";
     /// Heartbeat.
-    pub const HEARTBEAT: &str = "/keepalive.v1.Keepalive/Heartbeat";
+    pub const HEARTBEAT: &str = "/keepalive.v1.Session/Heartbeat";
     /// Subscribe.
-    pub const SUBSCRIBE: &str = "/keepalive.v1.Keepalive/Subscribe";
+    pub const SUBSCRIBE: &str = "/keepalive.demo.v1.Feed/Subscribe";
     /// Publish.
-    pub const PUBLISH: &str = "/keepalive.v1.Keepalive/Publish";
+    pub const PUBLISH: &str = "/keepalive.demo.v1.Feed/Publish";
     /// Chaos.
-    pub const CHAOS: &str = "/keepalive.v1.Keepalive/Chaos";
+    pub const CHAOS: &str = "/keepalive.demo.v1.Feed/Chaos";
 }
 
 /// Converts between tokio instants, the core's instants and report seconds.
@@ -388,10 +388,12 @@ impl Session {
                 ..
             } => {
                 let req = SubscribeRequest {
-                    session_id: String::new(),
-                    after_sequence: resume_after,
-                    resume_token: resume_token.unwrap_or_default(),
-                    log_id: log_id.unwrap_or_default(),
+                    resume: Some(ResumeRequest {
+                        session_id: String::new(),
+                        after_sequence: resume_after,
+                        resume_token: resume_token.unwrap_or_default(),
+                        log_id: log_id.unwrap_or_default(),
+                    }),
                 };
                 let task = tokio::spawn(subscribe(self.shared.clone(), self.tx.clone(), call, req));
                 if let Some((_, old)) = self.stream.replace((call, task.abort_handle())) {
@@ -527,7 +529,8 @@ async fn subscribe(
             Ok(id) => id,
             Err(_) => return ended(&tx),
         };
-        req.session_id = id.clone();
+        let resume = req.resume.get_or_insert_with(ResumeRequest::default);
+        resume.session_id = id.clone();
         let mut lease = match shared.pool.get().await {
             Ok(l) => l,
             Err(_) => return ended(&tx),
@@ -551,10 +554,14 @@ async fn subscribe(
             }
             Err(e) if attempt == 0 && e.code() == Some(code::NOT_FOUND) => {
                 shared.forget(&id).await;
-                req.resume_token.clear();
+                if let Some(r) = req.resume.as_mut() {
+                    r.resume_token.clear();
+                }
             }
             Err(e) if attempt == 0 && e.code() == Some(code::PERMISSION_DENIED) => {
-                req.resume_token.clear();
+                if let Some(r) = req.resume.as_mut() {
+                    r.resume_token.clear();
+                }
             }
             _ => return ended(&tx),
         }

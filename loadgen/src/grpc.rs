@@ -204,7 +204,7 @@ mod tests {
 
     #[test]
     fn frames_split_across_pushes() {
-        let msg = proto::v1::HeartbeatRequest {
+        let msg = keepalive_proto::v1::HeartbeatRequest {
             session_id: "abc".into(),
             sequence: 7,
             client_send_time_ms: 1.5,
@@ -220,7 +220,7 @@ mod tests {
         let Ok(Some(Frame::Message(m))) = d.next_frame() else {
             panic!("no message")
         };
-        assert_eq!(proto::v1::HeartbeatRequest::decode(m), Ok(msg));
+        assert_eq!(keepalive_proto::v1::HeartbeatRequest::decode(m), Ok(msg));
         assert_eq!(
             d.next_frame(),
             Ok(Some(Frame::Trailers(Status {

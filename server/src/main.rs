@@ -1,7 +1,10 @@
 //! The server binary: `cargo run --release -p server -- [flags]`; `--help` lists them.
+//!
+//! Flags and TOML → [`server::Demo`] → the library's builder → serve until SIGTERM/SIGINT
+//! (exit 0) or a chaos RESTART (exit 75); a configuration mistake is one line, exit 2.
 
 use server::config::CliOutcome;
-use server::{Config, Server, Stopped};
+use server::{Config, Demo, RESTART_EXIT_CODE};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -18,9 +21,6 @@ fn main() -> ExitCode {
         Err(CliOutcome::Error(e)) => return fail(&e),
     };
     init_tracing();
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -28,20 +28,46 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    let max_connections = config.max_connections;
-    runtime.block_on(async {
-        let server = match Server::bind(config).await {
-            Ok(s) => s,
-            Err(e) => return fail(&e),
-        };
-        // After the bind, so that a bad config or a port in use stays a one-line error.
-        server::fdlimit::raise_and_log(max_connections);
-        match server.serve_or_restart(server::shutdown_signal()).await {
-            Ok(Stopped::Shutdown) => ExitCode::SUCCESS,
-            Ok(Stopped::Restart) => ExitCode::from(server::RESTART_EXIT_CODE),
-            Err(e) => fail(&e),
+    let code = runtime.block_on(run(config));
+    // Nothing of the server outlives its drain; don't wait for idle runtime threads either.
+    runtime.shutdown_background();
+    code
+}
+
+async fn run(config: Config) -> ExitCode {
+    let demo = match Demo::open(&config) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    let builder = match demo.builder() {
+        Ok(b) => b,
+        Err(e) => return fail(&e),
+    };
+    let listener = match keepalive_server::listen(config.listen) {
+        Ok(l) => l,
+        Err(e) => return fail(&format!("cannot listen on {}: {e}", config.listen)),
+    };
+    // After the bind, so that a bad config or a port in use stays a one-line error.
+    keepalive_server::fdlimit::raise_and_log(config.server.limits.max_connections);
+    demo.log_web_root();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    demo.start_ticker(stop_rx);
+    let mut restart = false;
+    let signal = async {
+        tokio::select! {
+            () = keepalive_server::shutdown_signal() => {}
+            () = demo.restart_requested() => {
+                tracing::warn!("restart requested (chaos): stopping, then exit code {RESTART_EXIT_CODE}");
+                restart = true;
+            }
         }
-    })
+        let _ = stop_tx.send(true);
+    };
+    match builder.serve_with_incoming_shutdown(listener, signal).await {
+        Ok(()) if restart => ExitCode::from(RESTART_EXIT_CODE),
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
 }
 
 /// One clear line and exit code 2.

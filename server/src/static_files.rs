@@ -1,9 +1,10 @@
 //! The dashboard's built files (`--web-root DIR`), served on the gRPC port.
 //!
 //! The page is served by the server itself so that it calls gRPC-web on its own origin
-//! (no CORS needed). Only `GET` and `HEAD` requests that are not gRPC reach this module
-//! ([`StaticFiles::handles`]); every gRPC, gRPC-web and CORS preflight request goes to the
-//! routes untouched, and so do the few server-owned paths in [`PASS_THROUGH`].
+//! (no CORS needed). It is the fallback of the demo's axum router ([`StaticFiles::router`]),
+//! which the library's dispatch hands every request that is not gRPC: gRPC and gRPC-web
+//! never reach it, and `/metrics` is a route of its own. Methods other than `GET` and
+//! `HEAD` get `405`.
 //!
 //! - `/` is `index.html`; any other path names a file under the web root.
 //! - Paths are percent-decoded, then refused (400) when a segment is `..`, `.`, hidden
@@ -18,21 +19,11 @@
 //! Files are read from disk on each request (on the blocking pool): the page is small, and
 //! a `trunk build` while the server runs is served without a restart.
 
-use crate::conn::streams::Routes;
+use crate::settings::DEFAULT_WEB_ROOT;
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::Full;
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use tower::ServiceExt;
-
-/// Paths the server answers itself even for `GET` (its own HTTP endpoints).
-pub const PASS_THROUGH: &[&str] = &["/metrics"];
-
-/// The web root used when `--web-root` is not given, if it exists (relative to the
-/// working directory): where `trunk build` puts the dashboard.
-pub const DEFAULT_WEB_ROOT: &str = "web/dist";
 
 /// The dashboard's files, or the lack of them.
 #[derive(Debug, Clone)]
@@ -61,15 +52,26 @@ impl StaticFiles {
         }
     }
 
-    /// Whether this module answers `req`: `GET`/`HEAD`, not gRPC, not a server-owned path.
-    pub fn handles<B>(req: &Request<B>) -> bool {
-        let method_ok = req.method() == Method::GET || req.method() == Method::HEAD;
-        let grpc = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/grpc"));
-        method_ok && !grpc && !PASS_THROUGH.contains(&req.uri().path())
+    /// An axum router that answers every request with these files (as its fallback):
+    /// merge your routes into it, or it into yours.
+    pub fn router(self) -> axum::Router {
+        axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let files = self.clone();
+            async move {
+                if req.method() == Method::GET || req.method() == Method::HEAD {
+                    files.respond(req.method(), req.uri().path()).await
+                } else {
+                    let mut res = text(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "method not allowed\n",
+                        false,
+                    );
+                    res.headers_mut()
+                        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                    res
+                }
+            }
+        })
     }
 
     /// The response to a `GET` or `HEAD` of `path`.
@@ -135,25 +137,6 @@ impl StaticFiles {
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         res
     }
-}
-
-/// Wraps `routes`: requests [`StaticFiles::handles`] are answered from `files`, every
-/// other one goes to `routes`.
-pub fn wrap(routes: Routes, files: StaticFiles) -> Routes {
-    let files = Arc::new(files);
-    Routes::new(tower::service_fn(
-        move |req: Request<hyper::body::Incoming>| {
-            let files = files.clone();
-            let routes = routes.clone();
-            async move {
-                if StaticFiles::handles(&req) {
-                    Ok::<_, Infallible>(files.respond(req.method(), req.uri().path()).await)
-                } else {
-                    routes.oneshot(req).await
-                }
-            }
-        },
-    ))
 }
 
 /// The file a URL path names, relative to the web root (`/` is `index.html`), or why it
@@ -326,30 +309,5 @@ mod tests {
         );
         assert_eq!(content_type(Path::new("s.css")), "text/css; charset=utf-8");
         assert_eq!(content_type(Path::new("blob")), "application/octet-stream");
-    }
-
-    #[test]
-    fn only_plain_gets_are_handled() {
-        let req = |method: Method, path: &str, ct: Option<&str>| {
-            let mut b = Request::builder().method(method).uri(path);
-            if let Some(ct) = ct {
-                b = b.header(header::CONTENT_TYPE, ct);
-            }
-            b.body(()).expect("request")
-        };
-        assert!(StaticFiles::handles(&req(Method::GET, "/", None)));
-        assert!(StaticFiles::handles(&req(Method::HEAD, "/x.wasm", None)));
-        assert!(!StaticFiles::handles(&req(
-            Method::POST,
-            "/keepalive.v1.Keepalive/Stats",
-            Some("application/grpc-web+proto")
-        )));
-        assert!(!StaticFiles::handles(&req(
-            Method::GET,
-            "/x",
-            Some("application/grpc")
-        )));
-        assert!(!StaticFiles::handles(&req(Method::OPTIONS, "/", None)));
-        assert!(!StaticFiles::handles(&req(Method::GET, "/metrics", None)));
     }
 }

@@ -12,6 +12,12 @@ Subcommands (every result is one line on stdout, so a test can match lines):
     Prints ``STATUS <enum name>`` (e.g. ``STATUS SERVING``) and exits 0; on an
     RPC error prints ``ERROR <code name> <details>`` and exits 1.
 
+``watch --target HOST:PORT --service NAME [--seconds 3]``
+    ``grpc.health.v1.Health/Watch`` of ``NAME`` for ``--seconds``: prints
+    ``WATCH_UPDATE <enum name>`` for each message, then ``WATCH_OPEN`` if the call
+    was still open when the time was up (it is cancelled then), or
+    ``WATCH_END <code name> <details>`` if the server ended it. Exits 0.
+
 ``flood-pings --target HOST:PORT [--keepalive-ms 1000] [--seconds 10]``
     An over-eager keepalive client: it opens a long-lived ``Health/Watch``
     stream (so the connection has an active stream) and lets gRPC core send a
@@ -84,6 +90,31 @@ def cmd_health(args: argparse.Namespace) -> int:
             say(f"ERROR {err.code().name} {err.details() or ''}".rstrip())
             return 1
     say("STATUS " + health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(args.target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        call = stub.Watch(health_pb2.HealthCheckRequest(service=args.service))
+        timer = threading.Timer(args.seconds, call.cancel)
+        timer.start()
+        try:
+            for resp in call:
+                name = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+                say("WATCH_UPDATE " + name)
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.CANCELLED:
+                say("WATCH_OPEN")
+            else:
+                say(f"WATCH_END {err.code().name} {err.details() or ''}".rstrip())
+        else:
+            say("WATCH_END OK")
+        finally:
+            timer.cancel()
     return 0
 
 
@@ -287,6 +318,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     health.add_argument("--target", required=True, help="HOST:PORT")
     health.add_argument("--service", default="", help="health service name")
     health.set_defaults(func=cmd_health)
+
+    watch = sub.add_parser("watch", help="Health/Watch for a while")
+    watch.add_argument("--target", required=True, help="HOST:PORT")
+    watch.add_argument("--service", default="", help="health service name")
+    watch.add_argument("--seconds", type=float, default=3.0)
+    watch.set_defaults(func=cmd_watch)
 
     for name, func, hidden in (
         ("flood-pings", cmd_flood_pings, False),

@@ -55,6 +55,18 @@ fn cargo() -> OsString {
         .unwrap_or_else(|| OsString::from("cargo"))
 }
 
+/// Environment variable that names a prebuilt `prices-server` (the example) binary.
+pub const PRICES_BIN_ENV: &str = "KEEPALIVE_PRICES_BIN";
+
+/// Path of the example's `prices-server` binary, built once per test process (or
+/// [`PRICES_BIN_ENV`]).
+pub fn prices_server_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| build_binary(PRICES_BIN_ENV, "prices-server"))
+        .clone()
+}
+
 /// Path of the server binary, built once per test process.
 ///
 /// The first call runs `$CARGO build -p server --bin server` in the workspace root and
@@ -67,30 +79,29 @@ fn cargo() -> OsString {
 /// afterwards.
 pub fn server_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(build_server).clone()
+    BINARY
+        .get_or_init(|| build_binary(SERVER_BIN_ENV, "server"))
+        .clone()
 }
 
-fn build_server() -> PathBuf {
-    if let Some(bin) = std::env::var_os(SERVER_BIN_ENV).filter(|v| !v.is_empty()) {
+/// `env` if set, else `cargo build -p PACKAGE --bin PACKAGE` (both named `package`).
+fn build_binary(env: &str, package: &str) -> PathBuf {
+    if let Some(bin) = std::env::var_os(env).filter(|v| !v.is_empty()) {
         let bin = PathBuf::from(bin);
-        assert!(
-            bin.is_file(),
-            "{SERVER_BIN_ENV}={} is not a file",
-            bin.display()
-        );
+        assert!(bin.is_file(), "{env}={} is not a file", bin.display());
         return bin;
     }
     let root = workspace_root();
     let cargo = cargo();
     let output = Command::new(&cargo)
-        .args(["build", "-p", "server", "--bin", "server"])
+        .args(["build", "-p", package, "--bin", package])
         .current_dir(&root)
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {cargo:?} build -p server: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {cargo:?} build -p {package}: {e}"));
     if !output.status.success() {
         panic!(
-            "`{} build -p server --bin server` failed ({}) in {}:\n{}{}",
+            "`{} build -p {package} --bin {package}` failed ({}) in {}:\n{}{}",
             cargo.to_string_lossy(),
             output.status,
             root.display(),
@@ -100,7 +111,7 @@ fn build_server() -> PathBuf {
     }
     let bin = target_dir()
         .join("debug")
-        .join(format!("server{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{package}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),
         "cargo built the server but {} does not exist",
@@ -408,6 +419,16 @@ impl ServerProcess {
     /// See [`ServerBuilder::start`].
     pub async fn start(args: &[&str]) -> ServerProcess {
         Self::builder().args(args).start().await
+    }
+
+    /// Starts the example's `prices-server` (a server built with the library around a
+    /// service that is not ours) with `args`, as [`start`](Self::start) does the server.
+    pub async fn start_prices(args: &[&str]) -> ServerProcess {
+        Self::builder()
+            .program(prices_server_binary())
+            .args(args)
+            .start()
+            .await
     }
 
     /// A builder for extra environment variables, a custom startup timeout, etc.

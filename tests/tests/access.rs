@@ -11,9 +11,9 @@
 
 mod common;
 
+use common::pb::subscribe_response::Kind;
+use common::pb::{ChaosAction, ChaosRequest, OpenSessionRequest};
 use common::*;
-use proto::v1::subscribe_response::Kind;
-use proto::v1::{ChaosAction, ChaosRequest, OpenSessionRequest};
 use std::collections::HashSet;
 use std::time::Duration;
 use tests::http1::{Http1, Response};

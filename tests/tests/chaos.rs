@@ -3,10 +3,10 @@
 
 mod common;
 
+use common::pb::subscribe_response::Kind;
+use common::pb::{ChaosAction, ChaosRequest, StatsRequest};
 use common::web::WebConn;
 use common::*;
-use proto::v1::subscribe_response::Kind;
-use proto::v1::{ChaosAction, ChaosRequest, StatsRequest};
 use tests::server::ServerProcess;
 use tokio::time::Instant;
 use tonic::Code;
@@ -85,12 +85,12 @@ async fn stall_holds_http1_too() {
     let mut c = client(&srv).await;
     let s = open(&mut c).await.session_id;
     let mut web = WebConn::connect(srv.addr()).await.expect("connect");
-    let hb = |n| proto::v1::HeartbeatRequest {
+    let hb = |n| common::pb::HeartbeatRequest {
         session_id: s.clone(),
         sequence: n,
         client_send_time_ms: 0.0,
     };
-    web.unary::<proto::v1::HeartbeatResponse>("Heartbeat", &hb(1), secs(5.0))
+    web.unary::<common::pb::HeartbeatResponse>("Heartbeat", &hb(1), secs(5.0))
         .await
         .expect("before the stall");
     chaos(&mut c, TOKEN, ChaosAction::Stall, 1000)
@@ -145,8 +145,8 @@ async fn refuse_connections_for_a_while() {
             .expect("url")
             .connect()
             .await?;
-        let mut c = proto::v1::keepalive_client::KeepaliveClient::new(channel);
-        c.open_session(proto::v1::OpenSessionRequest {})
+        let mut c = common::Client::new(channel);
+        c.open_session(common::pb::OpenSessionRequest {})
             .await
             .map_err(Into::<Box<dyn std::error::Error + Send + Sync>>::into)?;
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())

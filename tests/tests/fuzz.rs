@@ -21,11 +21,11 @@
 //! `KEEPALIVE_FUZZ_SECONDS` keeps running batches until that many seconds have passed
 //! (`cargo xtask fuzz --seconds N` sets both).
 
+use keepalive_server::conn::frame::{self, FrameHeader, HEADER_LEN, KEEPALIVE_PING, PREFACE};
+use keepalive_server::conn::incoming::{Incoming, Watcher};
+use keepalive_server::conn::outgoing::{Judge, Outgoing, Sink};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use server::conn::frame::{self, FrameHeader, HEADER_LEN, KEEPALIVE_PING, PREFACE};
-use server::conn::incoming::{Incoming, Watcher};
-use server::conn::outgoing::{Judge, Outgoing, Sink};
 use std::cell::{Cell, RefCell};
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
@@ -484,7 +484,7 @@ fn observer_outgoing() {
 
 #[test]
 fn grpc_message_scanner() {
-    use server::limits::scan::MessageScanner;
+    use keepalive_server::limits::scan::MessageScanner;
     let strategy = (
         proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..10),
         any::<usize>(),
@@ -511,11 +511,11 @@ fn grpc_message_scanner() {
 
 const PATHS: [&str; 8] = [
     "/grpc.health.v1.Health/Check",
-    "/keepalive.v1.Keepalive/OpenSession",
-    "/keepalive.v1.Keepalive/Heartbeat",
-    "/keepalive.v1.Keepalive/Publish",
-    "/keepalive.v1.Keepalive/Stats",
-    "/keepalive.v1.Keepalive/Chaos",
+    "/keepalive.v1.Session/OpenSession",
+    "/keepalive.v1.Session/Heartbeat",
+    "/keepalive.demo.v1.Feed/Publish",
+    "/keepalive.demo.v1.Feed/Stats",
+    "/keepalive.demo.v1.Feed/Chaos",
     "/no.such.Service/Method",
     "/",
 ];
@@ -725,11 +725,17 @@ fn server_wire() {
         .unwrap_or_else(|e| panic!("config: {e:?}"));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (addr, handle) = rt.block_on(async {
-        let srv = server::Server::bind(config).await.expect("bind");
-        let addr = srv.local_addr().expect("addr");
-        let handle = tokio::spawn(srv.serve(async {
-            let _ = stop_rx.await;
-        }));
+        let demo = server::Demo::open(&config).expect("demo");
+        let listener = keepalive_server::listen(config.listen).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let handle = tokio::spawn(async move {
+            demo.builder()
+                .expect("builder")
+                .serve_with_incoming_shutdown(listener, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+        });
         (addr, handle)
     });
 

@@ -1,5 +1,6 @@
-//! Independent gRPC peers against the real server: Python `grpcio` (gRPC core, C++),
-//! pinned in the venv that `cargo xtask setup` creates (tests/python/requirements.txt).
+//! Independent gRPC peers against the real server and the example server: Python `grpcio`
+//! (gRPC core, C++), pinned in the venv that `cargo xtask setup` creates
+//! (tests/python/requirements.txt).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -49,6 +50,56 @@ async fn grpcio_health_check() {
         srv.logs_text().contains("proto=\"h2\""),
         "grpcio speaks HTTP/2"
     );
+}
+
+/// Runs peer.py with `args` (the target appended) on the blocking pool.
+async fn run_peer(args: &[&str], srv: &ServerProcess) -> (Option<i32>, String) {
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.extend(["--target".to_string(), srv.addr().to_string()]);
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(peer(&args))
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test]
+async fn grpcio_health_of_the_example_follows_the_spec() {
+    let srv = ServerProcess::start_prices(&[]).await;
+    let (code, out) = run_peer(&["health", "--service", "prices.v1.Prices"], &srv).await;
+    assert_eq!((code, out.trim()), (Some(0), "STATUS SERVING"), "{out}");
+    let (code, out) = run_peer(&["health", "--service", "no.such.Service"], &srv).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("ERROR NOT_FOUND"), "{out}");
+    // Watch of an unknown service: SERVICE_UNKNOWN, and the call stays open (gRPC's
+    // health-checking.md; grpc-go does this, tonic-health ends it with NOT_FOUND).
+    let (code, out) = run_peer(
+        &["watch", "--service", "no.such.Service", "--seconds", "2"],
+        &srv,
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out.trim().lines().collect::<Vec<_>>(),
+        ["WATCH_UPDATE SERVICE_UNKNOWN", "WATCH_OPEN"],
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn grpcio_aggressive_keepalive_gets_too_many_pings_from_the_example() {
+    // The library's defaults around a user's service: MinTime 5m, 2 strikes.
+    let srv = ServerProcess::start_prices(&[]).await;
+    let (code, out) = run_peer(
+        &["flood-pings", "--keepalive-ms", "1000", "--seconds", "20"],
+        &srv,
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("GOAWAY too_many_pings"), "{out}");
+    assert!(out.contains("WATCH_END UNAVAILABLE"), "{out}");
+    assert!(srv.logs_text().contains("debug=too_many_pings"));
 }
 
 #[tokio::test]

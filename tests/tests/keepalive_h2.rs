@@ -1,6 +1,10 @@
-//! grpc-go's keepalive, frame by frame, against the real server process over HTTP/2
-//! (shared/KEEPALIVE.md §1): a. PING/timeout, b. max-idle, c. max-age + grace,
-//! d. enforcement, e. SIGTERM. Timings are checked with tolerances for a busy 2-core box.
+//! grpc-go's keepalive, frame by frame, over HTTP/2 (shared/KEEPALIVE.md §1): a.
+//! PING/timeout, b. max-idle, c. max-age + grace, d. enforcement, e. SIGTERM. Timings are
+//! checked with tolerances for a busy 2-core box.
+//!
+//! Every test runs against the example's `prices-server` — a server built with the
+//! library's builder around a service that is not ours — so the frame-level behaviour is
+//! proven for a user's server, not only for the demo.
 
 use std::time::Duration;
 use tests::h2raw::{Frame, GoAway, MAX_STREAM_ID, RawH2, error_code};
@@ -9,6 +13,11 @@ use tokio::time::Instant;
 
 const WATCH: &str = "/grpc.health.v1.Health/Watch";
 const CHECK: &str = "/grpc.health.v1.Health/Check";
+
+/// The example server with `args`.
+async fn start(args: &[&str]) -> ServerProcess {
+    ServerProcess::start_prices(args).await
+}
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -83,7 +92,7 @@ async fn assert_silent(c: &mut RawH2, what: &str, timeout: f64) {
 
 #[tokio::test]
 async fn a_ping_after_keepalive_time_and_close_after_timeout() {
-    let srv = ServerProcess::start(&["--keepalive-time", "1s", "--keepalive-timeout", "1s"]).await;
+    let srv = start(&["--keepalive-time", "1s", "--keepalive-timeout", "1s"]).await;
     let t0 = Instant::now();
     let mut c = connect(&srv).await;
     next_ping(&mut c, 3.0).await;
@@ -109,7 +118,7 @@ async fn a_ping_after_keepalive_time_and_close_after_timeout() {
 
 #[tokio::test]
 async fn a_answered_pings_keep_the_connection_open() {
-    let srv = ServerProcess::start(&["--keepalive-time", "1s", "--keepalive-timeout", "1s"]).await;
+    let srv = start(&["--keepalive-time", "1s", "--keepalive-timeout", "1s"]).await;
     let mut c = connect(&srv).await;
     for _ in 0..3 {
         let data = next_ping(&mut c, 3.0).await;
@@ -159,7 +168,7 @@ fn assert_jittered(what: &str, times: &[Duration], base: f64) {
 
 #[tokio::test]
 async fn c_max_age_is_jittered_over_ten_connections() {
-    let srv = ServerProcess::start(&["--max-connection-age", "2s"]).await;
+    let srv = start(&["--max-connection-age", "2s"]).await;
     let results = futures_join_all((0..10).map(|_| first_goaway_after(&srv))).await;
     assert!(results.iter().all(|(_, d)| d == "max_age"), "{results:?}");
     let times: Vec<Duration> = results.into_iter().map(|(t, _)| t).collect();
@@ -190,14 +199,14 @@ async fn idle_drain(srv: &ServerProcess) -> Duration {
 
 #[tokio::test]
 async fn b_max_idle_two_step_goaway_with_jitter_over_ten_connections() {
-    let srv = ServerProcess::start(&["--max-connection-idle", "2s"]).await;
+    let srv = start(&["--max-connection-idle", "2s"]).await;
     let times = futures_join_all((0..10).map(|_| idle_drain(&srv))).await;
     assert_jittered("idle", &times, 2.0);
 }
 
 #[tokio::test]
 async fn b_active_stream_holds_off_idle() {
-    let srv = ServerProcess::start(&["--max-connection-idle", "1s"]).await;
+    let srv = start(&["--max-connection-idle", "1s"]).await;
     let mut c = connect(&srv).await;
     open_watch(&mut c, 1).await;
     assert_silent(&mut c, "idle with an open stream", 2.0).await;
@@ -213,7 +222,7 @@ async fn b_active_stream_holds_off_idle() {
 
 #[tokio::test]
 async fn c_max_age_goaway_streams_flow_through_grace_then_close() {
-    let srv = ServerProcess::start(&[
+    let srv = start(&[
         "--max-connection-age",
         "1s",
         "--max-connection-age-grace",
@@ -271,7 +280,7 @@ async fn c_max_age_goaway_streams_flow_through_grace_then_close() {
 
 #[tokio::test]
 async fn d_third_strike_gets_goaway_enhance_your_calm_too_many_pings() {
-    let srv = ServerProcess::start(&[]).await; // grpc-go defaults: 5m, 2 strikes
+    let srv = start(&[]).await; // grpc-go defaults: 5m, 2 strikes
     let mut c = connect(&srv).await;
     open_watch(&mut c, 1).await;
     // PING 1 follows server data: not judged. PINGs 2 and 3: strikes 1 and 2.
@@ -292,7 +301,7 @@ async fn d_third_strike_gets_goaway_enhance_your_calm_too_many_pings() {
 
 #[tokio::test]
 async fn d_server_data_resets_the_strikes() {
-    let srv = ServerProcess::start(&[]).await;
+    let srv = start(&[]).await;
     let mut c = connect(&srv).await;
     open_watch(&mut c, 1).await;
     for i in 1..=3u8 {
@@ -317,7 +326,7 @@ async fn d_server_data_resets_the_strikes() {
 
 #[tokio::test]
 async fn d_without_stream_the_two_hour_rule_applies_unless_permitted() {
-    let strict = ServerProcess::start(&["--min-ping-interval", "100ms"]).await;
+    let strict = start(&["--min-ping-interval", "100ms"]).await;
     let mut c = connect(&strict).await;
     for i in 1..=4u8 {
         tokio::time::sleep(secs(0.3)).await;
@@ -327,7 +336,7 @@ async fn d_without_stream_the_two_hour_rule_applies_unless_permitted() {
     assert_eq!(g.debug_str(), "too_many_pings");
     assert_eq!(g.last_stream_id, 0);
 
-    let permitted = ServerProcess::start(&[
+    let permitted = start(&[
         "--min-ping-interval",
         "100ms",
         "--permit-keepalive-without-stream",
@@ -344,7 +353,7 @@ async fn d_without_stream_the_two_hour_rule_applies_unless_permitted() {
 
 #[tokio::test]
 async fn d_zero_max_strikes_is_unlimited() {
-    let srv = ServerProcess::start(&["--max-ping-strikes", "0"]).await;
+    let srv = start(&["--max-ping-strikes", "0"]).await;
     let mut c = connect(&srv).await;
     open_watch(&mut c, 1).await;
     for i in 0..20u8 {
@@ -359,7 +368,7 @@ async fn d_zero_max_strikes_is_unlimited() {
 
 #[tokio::test]
 async fn e_sigterm_drains_with_goaway_then_exits_zero_within_grace() {
-    let mut srv = ServerProcess::start(&["--shutdown-grace", "1s"]).await;
+    let mut srv = start(&["--shutdown-grace", "1s"]).await;
     let mut c = connect(&srv).await;
     open_watch(&mut c, 1).await;
     let t0 = Instant::now();
@@ -386,12 +395,90 @@ async fn e_sigterm_drains_with_goaway_then_exits_zero_within_grace() {
 
 #[tokio::test]
 async fn e_sigint_with_no_connections_exits_at_once() {
-    let mut srv = ServerProcess::start(&[]).await;
+    let mut srv = start(&[]).await;
     let t0 = Instant::now();
     srv.signal_int();
     let status = srv.wait_exit(secs(5.0)).await.expect("server exited");
     assert_eq!(status.code(), Some(0));
     assert!(t0.elapsed() < secs(1.5), "took {:?}", t0.elapsed());
+}
+
+/// The wall-clock time of the server's `shutdown complete` line (tracing's RFC 3339 UTC
+/// timestamp at the start of the line).
+fn shutdown_logged_at(srv: &ServerProcess) -> std::time::SystemTime {
+    let line = srv
+        .logs()
+        .into_iter()
+        .find(|l| l.contains("shutdown complete"))
+        .unwrap_or_else(|| panic!("no shutdown complete line: {}", srv.logs_text()));
+    let ts = line.split_whitespace().next().expect("timestamp");
+    parse_utc(ts).unwrap_or_else(|| panic!("bad timestamp {ts:?}"))
+}
+
+/// `2026-12-01T21:40:15.131021Z` → SystemTime.
+fn parse_utc(ts: &str) -> Option<std::time::SystemTime> {
+    let (date, time) = ts.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + min * 60 + sec;
+    let nanos: u32 = format!("{frac:0<9}").get(..9)?.parse().ok()?;
+    Some(std::time::UNIX_EPOCH + Duration::new(u64::try_from(secs).ok()?, nanos))
+}
+
+/// Signals `srv` with SIGTERM and returns how long after its `shutdown complete` line the
+/// process was gone (exit polled every 2 ms).
+async fn exit_after_drain(srv: &mut ServerProcess) -> Duration {
+    srv.signal_term();
+    let deadline = Instant::now() + secs(10.0);
+    let exited_at = loop {
+        if srv.try_status().is_some() {
+            break std::time::SystemTime::now();
+        }
+        assert!(Instant::now() < deadline, "no exit within 10 s");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let _ = srv.wait_exit(secs(5.0)).await;
+    exited_at
+        .duration_since(shutdown_logged_at(srv))
+        .unwrap_or(Duration::ZERO)
+}
+
+#[tokio::test]
+async fn e_the_process_exits_right_after_the_drain() {
+    // Both binaries built on the library: the demo and the example.
+    for (name, mut srv) in [
+        ("server", ServerProcess::start(&[]).await),
+        ("prices-server", start(&[]).await),
+    ] {
+        let idle = exit_after_drain(&mut srv).await;
+        eprintln!("FIGURE {name}: exit {idle:?} after shutdown complete (no connection)");
+        assert!(idle <= Duration::from_millis(100), "{name}: {idle:?}");
+    }
+    for (name, mut srv) in [
+        (
+            "server",
+            ServerProcess::start(&["--shutdown-grace", "2s"]).await,
+        ),
+        ("prices-server", start(&["--shutdown-grace", "2s"]).await),
+    ] {
+        // A Watch never ends by itself: the drain waits for the grace, then closes it.
+        let mut c = connect(&srv).await;
+        open_watch(&mut c, 1).await;
+        let drained = exit_after_drain(&mut srv).await;
+        drop(c);
+        eprintln!("FIGURE {name}: exit {drained:?} after shutdown complete (one Watch drained)");
+        assert!(drained <= Duration::from_millis(100), "{name}: {drained:?}");
+    }
 }
 
 /// Runs futures concurrently (no extra dependency for join_all).

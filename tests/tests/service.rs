@@ -5,14 +5,14 @@
 
 mod common;
 
-use common::web::{WebConn, WebFrame};
-use common::*;
-use prost::Message;
-use proto::v1::subscribe_response::Kind;
-use proto::v1::{
+use common::pb::subscribe_response::Kind;
+use common::pb::{
     Gap, HeartbeatRequest, HeartbeatResponse, OpenSessionRequest, OpenSessionResponse,
     PublishRequest, StatsRequest, SubscribeResponse,
 };
+use common::web::{WebConn, WebFrame};
+use common::*;
+use prost::Message;
 use tests::server::ServerProcess;
 use tokio::time::Instant;
 use tonic::Code;
@@ -25,11 +25,11 @@ async fn open_session_and_heartbeat_echo() {
     assert_eq!(s.session_id.len(), 32, "{s:?}");
     assert!(s.session_id.chars().all(|c| c.is_ascii_hexdigit()));
     assert_eq!(s.stream_heartbeat_interval_ms, 7000);
-    assert_eq!(s.log_id.len(), 32);
+    assert_eq!(log_id(&mut c, &s.session_id).await.len(), 32);
     assert_ne!(open(&mut c).await.session_id, s.session_id);
 
     let res = c
-        .heartbeat(proto::v1::HeartbeatRequest {
+        .heartbeat(common::pb::HeartbeatRequest {
             session_id: s.session_id.clone(),
             sequence: 42,
             client_send_time_ms: 1234.5,
@@ -90,7 +90,7 @@ async fn too_many_sessions() {
     open(&mut c).await;
     open(&mut c).await;
     let e = c
-        .open_session(proto::v1::OpenSessionRequest {})
+        .open_session(common::pb::OpenSessionRequest {})
         .await
         .expect_err("full");
     assert_eq!(
@@ -169,7 +169,7 @@ async fn subscribe_from_the_head_gets_new_events_only() {
         panic!("no welcome")
     };
     assert_eq!((w.head_sequence, w.next_sequence), (2, 3));
-    assert_eq!(w.log_id, s.log_id);
+    assert_eq!(w.log_id.len(), 32);
     assert_eq!(w.resume_token.len(), 32);
     assert_eq!(w.stream_heartbeat_interval_ms, 15_000);
     let p = publish(&mut c, &s.session_id, "new", "hello").await;
@@ -189,7 +189,8 @@ async fn resume_after_n_delivers_exactly_the_rest_in_order() {
     let mut c = client(&srv).await;
     let s = open(&mut c).await;
     publish_n(&mut c, &s.session_id, 100).await;
-    let mut stream = subscribe(&mut c, sub(&s.session_id, Some(37), "", &s.log_id)).await;
+    let log = log_id(&mut c, &s.session_id).await;
+    let mut stream = subscribe(&mut c, sub(&s.session_id, Some(37), "", &log)).await;
     let Kind::Welcome(w) = next(&mut stream, 5.0).await else {
         panic!("no welcome")
     };
@@ -263,7 +264,8 @@ async fn replay_overflow_is_an_explicit_gap() {
     let mut c = client(&srv).await;
     let s = open(&mut c).await;
     publish_n(&mut c, &s.session_id, 20).await;
-    let mut stream = subscribe(&mut c, sub(&s.session_id, Some(1), "", &s.log_id)).await;
+    let log = log_id(&mut c, &s.session_id).await;
+    let mut stream = subscribe(&mut c, sub(&s.session_id, Some(1), "", &log)).await;
     let Kind::Welcome(w) = next(&mut stream, 5.0).await else {
         panic!("no welcome")
     };
@@ -299,7 +301,8 @@ async fn a_different_log_id_restarts_from_the_beginning_of_the_current_log() {
     let Kind::Welcome(w) = next(&mut stream, 5.0).await else {
         panic!("no welcome")
     };
-    assert_eq!((w.next_sequence, w.log_id.as_str()), (1, s.log_id.as_str()));
+    let log = log_id(&mut c, &s.session_id).await;
+    assert_eq!((w.next_sequence, w.log_id.as_str()), (1, log.as_str()));
     let Kind::Gap(g) = next(&mut stream, 5.0).await else {
         panic!("no gap")
     };
@@ -406,14 +409,19 @@ async fn file_log_survives_a_restart() {
     let mut c = client(&srv).await;
     let s = open(&mut c).await;
     publish_n(&mut c, &s.session_id, 3).await;
+    let log = log_id(&mut c, &s.session_id).await;
     srv.signal_term();
     srv.wait_exit(secs(10.0)).await.expect("exited");
 
     let srv = ServerProcess::start(&["--event-log", path]).await;
     let mut c = client(&srv).await;
     let s2 = open(&mut c).await;
-    assert_eq!(s2.log_id, s.log_id, "same sequence space after a restart");
-    let mut stream = subscribe(&mut c, sub(&s2.session_id, Some(2), "", &s.log_id)).await;
+    assert_eq!(
+        log_id(&mut c, &s2.session_id).await,
+        log,
+        "same sequence space after a restart"
+    );
+    let mut stream = subscribe(&mut c, sub(&s2.session_id, Some(2), "", &log)).await;
     let Kind::Welcome(w) = next(&mut stream, 5.0).await else {
         panic!("no welcome")
     };
@@ -524,7 +532,7 @@ async fn grpc_web_over_http1_streams_each_message_at_once() {
     assert!(matches!(next_kind().await, Kind::Heartbeat(_)));
     assert!(t.elapsed() < secs(0.8), "heartbeat after {:?}", t.elapsed());
     let (published, _) = unary
-        .unary::<proto::v1::PublishResponse>(
+        .unary::<common::pb::PublishResponse>(
             "Publish",
             &PublishRequest {
                 session_id: session.clone(),

@@ -165,7 +165,7 @@ async fn grpc_and_grpc_web_still_work_next_to_the_page() {
     // Native gRPC over HTTP/2.
     let mut c = common::client(&srv).await;
     let stats = c
-        .stats(proto::v1::StatsRequest {})
+        .stats(common::pb::StatsRequest {})
         .await
         .expect("Stats")
         .into_inner();

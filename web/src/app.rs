@@ -23,8 +23,8 @@ use crate::views::status::StatusModel;
 use client_wasm::{
     Client, ClientConfig, ClientEvent, ConnectivityState, Options, StateInfo, Stats,
 };
+use demo_proto::v1::ChaosAction;
 use keepalive::client::ClientStats;
-use proto::v1::ChaosAction;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
@@ -164,7 +164,7 @@ impl App {
         self.views.counters.render(&total);
     }
 
-    fn on_event(&mut self, event: &proto::v1::Event) {
+    fn on_event(&mut self, event: &demo_proto::v1::Event) {
         feed_stream::delivered(event.sequence);
         self.views.feed.push(event, self.utc_offset_min);
     }

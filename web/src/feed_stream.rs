@@ -14,9 +14,9 @@
 //! The page has one feed, so what is seen is kept per thread (the page's only thread).
 
 use client_wasm::{Frame, ResumableMessage, ResumeRequest};
-use proto::v1::keepalive_client::KeepaliveClient;
-use proto::v1::subscribe_response::Kind;
-use proto::v1::{Event, SubscribeRequest, SubscribeResponse};
+use demo_proto::v1::subscribe_response::Kind;
+use demo_proto::v1::{Event, SubscribeRequest, SubscribeResponse};
+use keepalive_proto::v1::ResumeRequest as WireResume;
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
@@ -24,14 +24,17 @@ use std::rc::Rc;
 use tonic::{Status, Streaming};
 
 /// The path of the Subscribe call.
-const SUBSCRIBE: &str = "/keepalive.v1.Keepalive/Subscribe";
+const SUBSCRIBE: &str = "/keepalive.demo.v1.Feed/Subscribe";
 
 /// A `SubscribeResponse`, decoded the same way (same fields, same tags), that records the
 /// Welcome's log and the GoAway's reason when the client reads it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Watched {
     /// The message.
-    #[prost(oneof = "proto::v1::subscribe_response::Kind", tags = "1, 2, 3, 4, 5")]
+    #[prost(
+        oneof = "demo_proto::v1::subscribe_response::Kind",
+        tags = "1, 2, 3, 4, 5"
+    )]
     pub kind: Option<Kind>,
 }
 
@@ -51,6 +54,12 @@ thread_local! {
 
 impl ResumableMessage for Watched {
     type Event = Event;
+
+    fn from_frame(frame: Frame<Event>) -> Self {
+        Watched {
+            kind: SubscribeResponse::from_frame(frame).kind,
+        }
+    }
 
     fn into_frame(self) -> Option<Frame<Event>> {
         match &self.kind {
@@ -85,19 +94,19 @@ type Opened = Pin<Box<dyn Future<Output = Result<Streaming<Watched>, Status>>>>;
 
 /// The opener for `Client::subscribe_with`: one Subscribe call to `url` (the page's
 /// origin), resuming where the page left off when the client itself has nothing yet.
-pub fn opener(
-    url: String,
-) -> Rc<dyn Fn(KeepaliveClient<tonic_web_wasm_client::Client>, ResumeRequest) -> Opened> {
+pub fn opener(url: String) -> Rc<dyn Fn(client_wasm::Api, ResumeRequest) -> Opened> {
     Rc::new(move |_api, req: ResumeRequest| {
         let (after, log_id) = match req.after {
             Some(after) => (Some(after), req.log_id),
             None => SEEN.with_borrow(|s| (s.delivered, s.log_id.clone())),
         };
         let request = SubscribeRequest {
-            session_id: req.session_id,
-            after_sequence: after,
-            resume_token: req.token,
-            log_id,
+            resume: Some(WireResume {
+                session_id: req.session_id,
+                after_sequence: after,
+                resume_token: req.token,
+                log_id,
+            }),
         };
         let url = url.clone();
         Box::pin(async move {

@@ -7,7 +7,9 @@
 //! 2. `cargo fmt --all -- --check`,
 //!    `cargo clippy --workspace --all-targets -- -D warnings` and the same for
 //!    `client-wasm` on `wasm32-unknown-unknown` (skipped with `--no-lint`);
-//! 3. `cargo build -p server --bin server`, so integration tests can start it;
+//!    then `cargo doc --workspace --no-deps` with `RUSTDOCFLAGS=-D warnings`;
+//! 3. `cargo build` of the `server` and `prices-server` binaries, so integration tests can
+//!    start them;
 //! 4. with the browser tests: `trunk build --release` of the dashboard
 //!    ([`crate::page`]), which `tests/tests/dashboard_e2e.rs` opens in headless
 //!    Chromium (it gets `KEEPALIVE_DASHBOARD_E2E=require` and `KEEPALIVE_WEB_DIST`);
@@ -45,17 +47,19 @@ pub struct TestOptions {
 /// Environment variables the integration tests get:
 /// - `KEEPALIVE_PYTHON`: the venv's python, with grpcio installed;
 /// - `KEEPALIVE_PEER`: `tests/python/peer.py`, the gRPC core peer;
-/// - `KEEPALIVE_SERVER_BIN`: the debug `server` binary built by the step before.
+/// - `KEEPALIVE_SERVER_BIN`: the debug `server` binary built by the step before;
+/// - `KEEPALIVE_PRICES_BIN`: the example's debug `prices-server`, built with it.
 pub fn test_env(ws: &Workspace, target_dir: &std::path::Path) -> Vec<(&'static str, PathBuf)> {
+    let bin = |name: &str| {
+        target_dir
+            .join("debug")
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+    };
     vec![
         ("KEEPALIVE_PYTHON", ws.venv_python()),
         ("KEEPALIVE_PEER", ws.peer_script()),
-        (
-            "KEEPALIVE_SERVER_BIN",
-            target_dir
-                .join("debug")
-                .join(format!("server{}", std::env::consts::EXE_SUFFIX)),
-        ),
+        ("KEEPALIVE_SERVER_BIN", bin("server")),
+        ("KEEPALIVE_PRICES_BIN", bin("prices-server")),
     ]
 }
 
@@ -189,7 +193,13 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
         "-D",
         "warnings",
     ]);
-    for lint in [fmt, clippy, clippy_wasm] {
+    // Rustdoc of every crate without a warning (broken links, unclosed tags); the
+    // doctests themselves run in `cargo test --workspace`.
+    let doc = ws
+        .cargo()
+        .args(["doc", "--workspace", "--no-deps", "--exclude", "xtask"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    for lint in [fmt, clippy, clippy_wasm, doc] {
         if opts.no_lint {
             runner.skip(lint.to_string(), "--no-lint");
         } else if opts.browser_only {
@@ -199,9 +209,18 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
         }
     }
 
-    let build = ws
-        .cargo()
-        .args(["build", "-p", "server", "--bin", "server"]);
+    // The demo server and the example server, which the integration tests start.
+    let build = ws.cargo().args([
+        "build",
+        "-p",
+        "server",
+        "--bin",
+        "server",
+        "-p",
+        "prices-server",
+        "--bin",
+        "prices-server",
+    ]);
     runner.step(build.to_string(), || build.run())?;
 
     let target_dir = ws.target_dir();

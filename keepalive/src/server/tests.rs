@@ -14,14 +14,18 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(params: ServerParams, sample: f64) -> Self {
+    /// A connection with `params`; `time: NO_PINGS` makes it one without PINGs.
+    fn new(params: ServerParameters, sample: f64) -> Self {
+        let conn =
+            ServerConnection::new(Instant::ZERO, params, EnforcementPolicy::default(), || {
+                sample
+            });
         Sim {
-            conn: ServerConnection::new(
-                Instant::ZERO,
-                params,
-                EnforcementPolicy::default(),
-                || sample,
-            ),
+            conn: if params.time == NO_PINGS {
+                conn.without_pings()
+            } else {
+                conn
+            },
             now: Instant::ZERO,
             log: Vec::new(),
         }
@@ -48,19 +52,22 @@ impl Sim {
     }
 }
 
-fn params() -> ServerParams {
-    ServerParams {
-        keepalive_time: None,
-        ..ServerParams::default()
+/// In [`Sim::new`]: no PINGs (a real `time` of 0 would be raised to the 1 s floor).
+const NO_PINGS: Duration = Duration::ZERO;
+
+fn params() -> ServerParameters {
+    ServerParameters {
+        time: NO_PINGS,
+        ..ServerParameters::default()
     }
 }
 
 #[test]
 fn ping_after_time_without_reads_then_close_after_timeout() {
     let mut sim = Sim::new(
-        ServerParams {
-            keepalive_time: Some(10 * S),
-            keepalive_timeout: 3 * S,
+        ServerParameters {
+            time: 10 * S,
+            timeout: 3 * S,
             ..params()
         },
         0.5,
@@ -80,9 +87,9 @@ fn ping_after_time_without_reads_then_close_after_timeout() {
 #[test]
 fn any_read_answers_the_ping_and_restarts_the_clock() {
     let mut sim = Sim::new(
-        ServerParams {
-            keepalive_time: Some(10 * S),
-            keepalive_timeout: 3 * S,
+        ServerParameters {
+            time: 10 * S,
+            timeout: 3 * S,
             ..params()
         },
         0.5,
@@ -99,8 +106,8 @@ fn any_read_answers_the_ping_and_restarts_the_clock() {
 #[test]
 fn reads_keep_the_connection_from_pinging_at_all() {
     let mut sim = Sim::new(
-        ServerParams {
-            keepalive_time: Some(10 * S),
+        ServerParameters {
+            time: 10 * S,
             ..params()
         },
         0.5,
@@ -116,7 +123,7 @@ fn reads_keep_the_connection_from_pinging_at_all() {
 #[test]
 fn idle_drain_only_without_streams_and_clock_restarts_when_last_stream_closes() {
     let mut sim = Sim::new(
-        ServerParams {
+        ServerParameters {
             max_connection_idle: Some(10 * S),
             ..params()
         },
@@ -145,7 +152,7 @@ fn idle_drain_only_without_streams_and_clock_restarts_when_last_stream_closes() 
 #[test]
 fn age_drains_then_closes_after_grace() {
     let mut sim = Sim::new(
-        ServerParams {
+        ServerParameters {
             max_connection_age: Some(60 * S),
             max_connection_age_grace: Some(5 * S),
             ..params()
@@ -167,7 +174,7 @@ fn age_drains_then_closes_after_grace() {
 #[test]
 fn age_without_grace_waits_for_streams_forever() {
     let mut sim = Sim::new(
-        ServerParams {
+        ServerParameters {
             max_connection_age: Some(60 * S),
             ..params()
         },
@@ -183,7 +190,7 @@ fn age_without_grace_waits_for_streams_forever() {
 #[test]
 fn shutdown_during_age_grace_only_moves_the_deadline_earlier() {
     let mut sim = Sim::new(
-        ServerParams {
+        ServerParameters {
             max_connection_age: Some(60 * S),
             max_connection_age_grace: Some(30 * S),
             ..params()
@@ -210,7 +217,7 @@ fn jitter_spreads_age_and_idle_within_ten_percent() {
     for (sample, expect) in [(0.0, 90), (0.5, 100), (0.999_999, 109)] {
         let conn = ServerConnection::new(
             Instant::ZERO,
-            ServerParams {
+            ServerParameters {
                 max_connection_idle: Some(100 * S),
                 max_connection_age: Some(100 * S),
                 ..params()
@@ -230,7 +237,7 @@ fn jitter_spreads_age_and_idle_within_ten_percent() {
 fn too_many_pings_closes_and_silences_the_machine() {
     let mut conn = ServerConnection::new(
         Instant::ZERO,
-        ServerParams::default(),
+        ServerParameters::default(),
         EnforcementPolicy::default(),
         || 0.5,
     );
@@ -278,9 +285,9 @@ proptest! {
         inputs in proptest::collection::vec(input(), 1..300),
         sample in 0.0f64..1.0,
     ) {
-        let params = ServerParams {
-            keepalive_time: Some(10 * S),
-            keepalive_timeout: 2 * S,
+        let params = ServerParameters {
+            time: 10 * S,
+            timeout: 2 * S,
             max_connection_idle: Some(30 * S),
             max_connection_age: Some(3600 * S),
             max_connection_age_grace: Some(10 * S),

@@ -1,6 +1,6 @@
-//! `bench-server`: the same `keepalive.v1` service behind a stock
-//! `tonic::transport::Server` (HTTP/1.1 accepted, tonic-web's layer), with none of the
-//! project's connection manager or frame observer. The overhead scenario of
+//! `bench-server`: the same services (the demo's feed and the library's session service)
+//! behind a stock `tonic::transport::Server` (HTTP/1.1 accepted, tonic-web's layer), with
+//! none of the library's connection manager or frame observer. The overhead scenario of
 //! `cargo xtask bench` calls both servers with the same client and compares requests/s.
 //!
 //! ```sh
@@ -11,10 +11,8 @@
 //! on SIGTERM/SIGINT.
 
 use keepalive::EnforcementPolicy;
-use server::clock::Clock;
-use server::faults::Faults;
-use server::service::{self, KeepaliveService, ServerParts, ServiceSettings};
-use server::stats::Stats;
+use keepalive_server::TransportStats;
+use server::{Config, Demo};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -56,35 +54,26 @@ fn main() -> ExitCode {
 }
 
 async fn serve(listen: SocketAddr, policy: EnforcementPolicy) -> ExitCode {
-    let settings = ServiceSettings::default();
-    let log = match service::open_log(&settings) {
-        Ok(log) => log,
+    let mut config = Config::default();
+    config.browser.enforcement = Some(policy);
+    let demo = match Demo::open(&config) {
+        Ok(demo) => demo,
         Err(e) => {
-            eprintln!("error: {}", e.0);
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let keepalive = KeepaliveService::new(
-        settings,
-        policy,
-        log,
-        ServerParts {
-            stats: Arc::new(Stats::default()),
-            faults: Arc::new(Faults::default()),
-            clock: Clock::start(),
-            shutdown: stop_rx,
-        },
-    );
+    let feed = demo.feed(Arc::new(TransportStats::default())).into_server();
     // tonic binds (with TCP_NODELAY, its default) when serving starts.
     eprintln!("listening on {listen}");
     let result = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
-        .add_service(keepalive.into_server())
-        .serve_with_shutdown(listen, server::shutdown_signal())
+        .add_service(demo.browser.service())
+        .add_service(feed)
+        .serve_with_shutdown(listen, keepalive_server::shutdown_signal())
         .await;
-    let _ = stop_tx.send(true);
+    demo.browser.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

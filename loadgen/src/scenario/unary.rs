@@ -10,7 +10,9 @@ use crate::driver::{path, wall_ms};
 use crate::grpc::{CallError, Wire};
 use crate::histogram::{Histogram, Summary};
 use crate::http::{self, Sender, Target};
-use proto::v1::{HeartbeatRequest, HeartbeatResponse, OpenSessionRequest, OpenSessionResponse};
+use keepalive_proto::v1::{
+    HeartbeatRequest, HeartbeatResponse, OpenSessionRequest, OpenSessionResponse,
+};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,23 +1,96 @@
-//! Helpers shared by the `service` and `chaos` tests: a native tonic client of
-//! `keepalive.v1.Keepalive` against the real server process, and short-hands for its calls.
+//! Helpers shared by the `service` and `chaos` tests: native tonic clients of
+//! `keepalive.v1.Session` and the demo's `keepalive.demo.v1.Feed` against the real server
+//! process, and short-hands for their calls.
 
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod web;
 
-use proto::v1::keepalive_client::KeepaliveClient;
-use proto::v1::subscribe_response::Kind;
-use proto::v1::{
+use demo_proto::v1::feed_client::FeedClient;
+use keepalive_proto::v1::session_client::SessionClient;
+use pb::subscribe_response::Kind;
+use pb::{
     HeartbeatRequest, OpenSessionRequest, OpenSessionResponse, PublishRequest, PublishResponse,
-    SubscribeRequest, SubscribeResponse,
+    ResumeRequest, SubscribeRequest, SubscribeResponse,
 };
 use std::time::Duration;
 use tests::server::ServerProcess;
-use tonic::Streaming;
 use tonic::transport::Channel;
+use tonic::{IntoRequest, Response, Status, Streaming};
 
-/// The generated client over a tonic channel.
-pub type Client = KeepaliveClient<Channel>;
+/// Both protocols' messages in one place: `keepalive.v1` (sessions, resume frames) and the
+/// demo's `keepalive.demo.v1` (the feed).
+pub mod pb {
+    pub use demo_proto::v1::*;
+    pub use keepalive_proto::v1::*;
+}
+
+/// The session client and the feed client over one tonic channel (one connection).
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// `keepalive.v1.Session`.
+    pub session: SessionClient<Channel>,
+    /// `keepalive.demo.v1.Feed`.
+    pub feed: FeedClient<Channel>,
+}
+
+impl Client {
+    /// Both clients over `channel`.
+    pub fn new(channel: Channel) -> Self {
+        Client {
+            session: SessionClient::new(channel.clone()),
+            feed: FeedClient::new(channel),
+        }
+    }
+
+    /// `Session/OpenSession`.
+    pub async fn open_session(
+        &mut self,
+        req: impl IntoRequest<OpenSessionRequest>,
+    ) -> Result<Response<OpenSessionResponse>, Status> {
+        self.session.open_session(req).await
+    }
+
+    /// `Session/Heartbeat`.
+    pub async fn heartbeat(
+        &mut self,
+        req: impl IntoRequest<HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        self.session.heartbeat(req).await
+    }
+
+    /// `Feed/Subscribe`.
+    pub async fn subscribe(
+        &mut self,
+        req: impl IntoRequest<SubscribeRequest>,
+    ) -> Result<Response<Streaming<SubscribeResponse>>, Status> {
+        self.feed.subscribe(req).await
+    }
+
+    /// `Feed/Publish`.
+    pub async fn publish(
+        &mut self,
+        req: impl IntoRequest<PublishRequest>,
+    ) -> Result<Response<PublishResponse>, Status> {
+        self.feed.publish(req).await
+    }
+
+    /// `Feed/Stats`.
+    pub async fn stats(
+        &mut self,
+        req: impl IntoRequest<pb::StatsRequest>,
+    ) -> Result<Response<pb::StatsResponse>, Status> {
+        self.feed.stats(req).await
+    }
+
+    /// `Feed/Chaos`.
+    pub async fn chaos(
+        &mut self,
+        req: impl IntoRequest<pb::ChaosRequest>,
+    ) -> Result<Response<pb::ChaosResponse>, Status> {
+        self.feed.chaos(req).await
+    }
+}
 
 /// `s` seconds.
 pub fn secs(s: f64) -> Duration {
@@ -31,7 +104,7 @@ pub async fn client(srv: &ServerProcess) -> Client {
         .connect()
         .await
         .expect("connect");
-    KeepaliveClient::new(channel)
+    Client::new(channel)
 }
 
 /// Opens a session.
@@ -75,10 +148,21 @@ pub async fn publish_n(c: &mut Client, session: &str, n: u64) {
 /// A Subscribe request.
 pub fn sub(session: &str, after: Option<u64>, token: &str, log_id: &str) -> SubscribeRequest {
     SubscribeRequest {
-        session_id: session.to_string(),
-        after_sequence: after,
-        resume_token: token.to_string(),
-        log_id: log_id.to_string(),
+        resume: Some(ResumeRequest {
+            session_id: session.to_string(),
+            after_sequence: after,
+            resume_token: token.to_string(),
+            log_id: log_id.to_string(),
+        }),
+    }
+}
+
+/// The feed's log id, from the Welcome of a subscription from the head (ended at once).
+pub async fn log_id(c: &mut Client, session: &str) -> String {
+    let mut stream = subscribe(c, sub(session, None, "", "")).await;
+    match next(&mut stream, 5.0).await {
+        Kind::Welcome(w) => w.log_id,
+        other => panic!("expected a Welcome, got {other:?}"),
     }
 }
 

@@ -49,14 +49,19 @@ impl WebConn {
         })
     }
 
-    /// Sends a gRPC-web call of `method` (e.g. `Heartbeat`) of `keepalive.v1.Keepalive`.
+    /// Sends a gRPC-web call of `method`: `Heartbeat` and `OpenSession` of
+    /// `keepalive.v1.Session`, any other of the demo's `keepalive.demo.v1.Feed`.
     pub async fn send(&mut self, method: &str, msg: &impl Message) -> io::Result<()> {
         let payload = msg.encode_to_vec();
         let mut body = vec![0u8];
         body.extend_from_slice(&(payload.len() as u32).to_be_bytes());
         body.extend_from_slice(&payload);
+        let service = match method {
+            "Heartbeat" | "OpenSession" => "keepalive.v1.Session",
+            _ => "keepalive.demo.v1.Feed",
+        };
         let head = format!(
-            "POST /keepalive.v1.Keepalive/{method} HTTP/1.1\r\nhost: {}\r\n\
+            "POST /{service}/{method} HTTP/1.1\r\nhost: {}\r\n\
              content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\
              accept: application/grpc-web+proto\r\ncontent-length: {}\r\n\r\n",
             self.authority,

@@ -2,7 +2,7 @@
 //! the URL fragment; without a token they are disabled and the panel says how to get one.
 
 use crate::dom::{self, set_text};
-use proto::v1::ChaosAction;
+use demo_proto::v1::ChaosAction;
 use web_sys::{Element, HtmlButtonElement, HtmlInputElement};
 
 /// The buttons' ids, in order.

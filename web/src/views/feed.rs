@@ -2,7 +2,7 @@
 
 use crate::dom::{self, set_text};
 use crate::fmt;
-use proto::v1::Event;
+use demo_proto::v1::Event;
 use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlButtonElement, HtmlElement, HtmlInputElement};
 

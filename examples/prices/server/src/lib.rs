@@ -1,0 +1,180 @@
+//! A third-party service kept alive by `keepalive-server`: a price ticker with its own
+//! proto (`prices.v1`), its own service code, and the library's builder around it — only
+//! the library's public API.
+//!
+//! - `Quote` (unary) answers the latest tick of a symbol.
+//! - `Watch` (server streaming) is resumable: one call of
+//!   [`BrowserKeepalive::resumable`] over the symbol's log, so a client that reconnects
+//!   (after a kill, a restart, a deploy) gets every tick it missed, once, in order.
+//! - Each symbol is its own [`EventLog`] (sequences 1, 2, 3… per symbol): a
+//!   [`MemoryLog`], or a [`FileLog`] under `--data-dir` so a restarted server continues
+//!   them.
+//! - A market task per symbol publishes a random-walk tick every `--tick-interval`.
+//!
+//! # Layout
+//! - [`Cli`]: the flags — the library's `Settings` and `BrowserOptions` flattened, plus
+//!   this server's own three.
+//! - [`Prices`]: the service.
+//! - [`market`]: the ticks.
+//! - [`builder`]: the server, put together.
+
+pub mod market;
+
+use clap::Parser;
+use keepalive_server::browser::{BrowserKeepalive, BrowserOptions, ResumableStream, StreamOptions};
+use keepalive_server::log::{EventLog, FileLog, MemoryLog};
+use keepalive_server::{Builder, Error, Server, Settings};
+use prices_proto::v1::prices_server::{Prices as PricesApi, PricesServer};
+use prices_proto::v1::{PriceTick, QuoteRequest, QuoteResponse, WatchRequest, WatchResponse};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+/// The symbols this market trades.
+pub const SYMBOLS: [&str; 3] = ["ACME", "GLOBEX", "INITECH"];
+
+/// Ticks kept per symbol for resuming clients.
+pub const REPLAY_CAPACITY: usize = 10_000;
+
+/// The flags of `prices-server`.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "prices-server",
+    about = "An example price ticker kept alive by keepalive-server"
+)]
+pub struct Cli {
+    /// TOML file with any of these settings (snake_case names); flags win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8090].
+    #[arg(long, value_name = "ADDR", required = false)]
+    pub listen: SocketAddr,
+    /// Keep each symbol's ticks in a file in this directory, so a restart continues them [default: memory].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Publish a tick of every symbol this often [default: 1s].
+    #[arg(long, value_name = "DUR", value_parser = keepalive_server::cli::parse_duration, required = false)]
+    pub tick_interval: Duration,
+    /// The transport.
+    #[command(flatten)]
+    pub server: Settings,
+    /// Browser sessions and resumable streams.
+    #[command(flatten)]
+    pub browser: BrowserOptions,
+}
+
+impl Default for Cli {
+    fn default() -> Self {
+        Cli {
+            config: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            data_dir: None,
+            tick_interval: Duration::from_secs(1),
+            server: Settings::default(),
+            browser: BrowserOptions::default(),
+        }
+    }
+}
+
+/// The `prices.v1.Prices` service.
+#[derive(Debug, Clone)]
+pub struct Prices {
+    browser: BrowserKeepalive,
+    logs: Arc<HashMap<&'static str, Arc<dyn EventLog<PriceTick>>>>,
+}
+
+impl Prices {
+    /// The service over one log per symbol of [`SYMBOLS`], in memory or under `data_dir`.
+    ///
+    /// # Errors
+    /// A log file that cannot be opened.
+    pub fn open(
+        browser: BrowserKeepalive,
+        data_dir: Option<&std::path::Path>,
+    ) -> Result<Self, Error> {
+        let mut logs: HashMap<&'static str, Arc<dyn EventLog<PriceTick>>> = HashMap::new();
+        for symbol in SYMBOLS {
+            let log: Arc<dyn EventLog<PriceTick>> = match data_dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| Error(format!("--data-dir {}: {e}", dir.display())))?;
+                    let path = dir.join(format!("{symbol}.log"));
+                    Arc::new(FileLog::open(&path, REPLAY_CAPACITY).map_err(|e| Error(e.0))?)
+                }
+                None => Arc::new(MemoryLog::new(REPLAY_CAPACITY)),
+            };
+            logs.insert(symbol, log);
+        }
+        Ok(Prices {
+            browser,
+            logs: Arc::new(logs),
+        })
+    }
+
+    /// The log of `symbol`.
+    pub fn log(&self, symbol: &str) -> Result<&Arc<dyn EventLog<PriceTick>>, Status> {
+        self.logs
+            .get(symbol)
+            .ok_or_else(|| Status::not_found(format!("unknown symbol {symbol:?}")))
+    }
+
+    /// Every symbol's log.
+    pub fn logs(&self) -> impl Iterator<Item = (&'static str, &Arc<dyn EventLog<PriceTick>>)> {
+        self.logs.iter().map(|(s, l)| (*s, l))
+    }
+}
+
+#[tonic::async_trait]
+impl PricesApi for Prices {
+    async fn quote(
+        &self,
+        request: Request<QuoteRequest>,
+    ) -> Result<Response<QuoteResponse>, Status> {
+        let log = self.log(&request.get_ref().symbol)?;
+        let tick = market::last_tick(log.as_ref())
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?
+            .ok_or_else(|| Status::unavailable("no tick yet"))?;
+        Ok(Response::new(QuoteResponse { tick: Some(tick) }))
+    }
+
+    type WatchStream = ResumableStream<WatchResponse>;
+
+    async fn watch(
+        &self,
+        request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let req = request.into_inner();
+        let log = self.log(&req.symbol)?;
+        let resume = req.resume.unwrap_or_default();
+        let stream = self
+            .browser
+            .resumable(log, resume, StreamOptions::default())?;
+        Ok(Response::new(stream))
+    }
+}
+
+/// The server: keepalive and enforcement from the flags, browser keepalive, the prices
+/// service with its reflection descriptors, an axum route next to it. Starts the market.
+///
+/// # Errors
+/// Invalid settings, an unusable TLS or log file.
+pub fn builder(cli: &Cli) -> Result<Builder, Error> {
+    let browser = BrowserKeepalive::new(cli.browser);
+    let prices = Prices::open(browser.clone(), cli.data_dir.as_deref())?;
+    for (symbol, log) in prices.logs() {
+        tokio::spawn(market::run(symbol, log.clone(), cli.tick_interval));
+    }
+    let tick = prices.logs().map(|(_, log)| log.head()).max().unwrap_or(0);
+    tracing::info!(symbols = ?SYMBOLS, last_sequence = tick, "market open");
+    let max = cli.server.limits.max_recv_message_size;
+    Ok(Server::builder()
+        .settings(&cli.server)?
+        .browser_keepalive(browser)
+        .add_service(PricesServer::new(prices).max_decoding_message_size(max))
+        .file_descriptor_set(prices_proto::FILE_DESCRIPTOR_SET)
+        .axum(axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }))))
+}

@@ -1,0 +1,351 @@
+//! One resumable stream: Welcome, then every event from its start position, in order,
+//! exactly once; StreamHeartbeats when quiet; a GoAway when the server ends it.
+//!
+//! The stream is a task that reads the log by sequence and pushes messages into a small
+//! bounded channel that tonic drains into the response body. Reading by sequence, with
+//! `next` as the only cursor, is what makes delivery exactly-once-in-order: each read
+//! starts right after the last sequence covered, a [`Gap`] covers what the log no longer
+//! holds (the subscriber was too far behind, or resumed too late), and nothing is ever
+//! skipped silently. The channel being bounded is the backpressure: a slow client stalls
+//! its own task, never the log; if it falls further behind than the log holds, it gets a
+//! Gap when it catches up.
+//!
+//! Invariant the client can rely on: after `Welcome { next_sequence: n }`, the stream
+//! covers n, n+1, n+2, … each exactly once and in order, either as an event or inside a
+//! `Gap`; a `GoAway { resume_after: r }` says the stream covered everything up to r.
+//!
+//! The stream counts as an open stream of its session while it runs, and every message
+//! it sends counts as data sent: the session's heartbeats are judged as an HTTP/2 PING
+//! would be on a connection with an active stream.
+
+use super::sessions::Session;
+use super::stats::BrowserStats;
+use super::{GoAwayAll, Inner};
+use crate::log::{EventLog, LogEvent, READ_BATCH, now_ms};
+use keepalive::jitter::{CONNECTION_JITTER, jittered};
+use keepalive_proto::resume::{Frame, ResumableMessage, Sequenced};
+use keepalive_proto::v1::{Gap, GoAway, StreamHeartbeat, Welcome};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+/// Messages buffered between the stream's task and the response body.
+const BUFFER: usize = 16;
+
+/// GoAway reason: the stream reached its max stream age.
+pub const REASON_MAX_AGE: &str = "max_stream_age";
+/// GoAway reason: the server is stopping.
+pub const REASON_SHUTDOWN: &str = "shutdown";
+
+/// The response stream of a resumable method: return it from your handler.
+pub type ResumableStream<M> = ReceiverStream<Result<M, Status>>;
+
+/// Per-stream settings; `None` takes the [`BrowserOptions`](super::BrowserOptions)' value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// A stream with nothing to send for this long sends a StreamHeartbeat.
+    pub heartbeat_interval: Option<Duration>,
+    /// The stream ends with GoAway `max_stream_age` at this age (±10%).
+    pub max_stream_age: Option<Duration>,
+}
+
+/// Where a stream starts: the first sequence it covers.
+///
+/// - no `after`: from the head (only events published from now on);
+/// - `request_log_id` set and not the log's: the client's sequence space is gone, so the
+///   stream starts at 1 of the current log (a Gap follows if 1 is no longer held);
+/// - `after` beyond the head: the log never had that position (it was lost with a
+///   machine crash): treated like a different log, from 1;
+/// - otherwise `after + 1` (a Gap follows if the log no longer holds it).
+pub fn start_position(after: Option<u64>, request_log_id: &str, log_id: &str, head: u64) -> u64 {
+    match after {
+        None => head.saturating_add(1),
+        Some(_) if !request_log_id.is_empty() && request_log_id != log_id => 1,
+        Some(after) if after > head => 1,
+        Some(after) => after.saturating_add(1),
+    }
+}
+
+/// Keeps the stream counted (session and gauge) while the task lives.
+#[derive(Debug)]
+pub(super) struct StreamGuard {
+    session: Arc<Session>,
+    inner: Arc<Inner>,
+}
+
+impl StreamGuard {
+    /// Counts a new stream of `session`.
+    pub(super) fn open(session: Arc<Session>, inner: Arc<Inner>) -> Self {
+        session.stream_opened(inner.clock.now());
+        BrowserStats::inc(&inner.stats.open_subscriptions);
+        StreamGuard { session, inner }
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.session.stream_closed(self.inner.clock.now());
+        BrowserStats::dec(&self.inner.stats.open_subscriptions);
+    }
+}
+
+/// Starts the stream task: `welcome` first, then everything from `welcome.next_sequence`.
+pub(super) fn spawn<M, L>(
+    log: Arc<L>,
+    guard: StreamGuard,
+    welcome: Welcome,
+    heartbeat_interval: Duration,
+    max_stream_age: Option<Duration>,
+) -> ResumableStream<M>
+where
+    M: ResumableMessage,
+    M::Event: LogEvent,
+    L: EventLog<M::Event> + ?Sized,
+{
+    let mut go_away_all = guard.inner.go_away_all.subscribe();
+    // Only a go-away from now on ends this stream, not one from before it began.
+    go_away_all.borrow_and_update();
+    let shutdown = guard.inner.shutdown.subscribe();
+    let (tx, rx) = mpsc::channel(BUFFER);
+    let age =
+        max_stream_age.map(|d| Instant::now() + jittered(d, CONNECTION_JITTER, fastrand::f64()));
+    let feed = Feed {
+        next: welcome.next_sequence,
+        log,
+        stats: guard.inner.stats.clone(),
+        heartbeat_interval,
+        shutdown,
+        go_away_all,
+        tx,
+        last_sent_at: Instant::now(),
+        age_deadline: age,
+        guard,
+        message: PhantomData,
+    };
+    tokio::spawn(feed.run(welcome));
+    ReceiverStream::new(rx)
+}
+
+struct Feed<M: ResumableMessage, L: ?Sized> {
+    log: Arc<L>,
+    stats: Arc<BrowserStats>,
+    heartbeat_interval: Duration,
+    shutdown: watch::Receiver<bool>,
+    go_away_all: watch::Receiver<GoAwayAll>,
+    tx: mpsc::Sender<Result<M, Status>>,
+    /// The next sequence to cover.
+    next: u64,
+    last_sent_at: Instant,
+    age_deadline: Option<Instant>,
+    guard: StreamGuard,
+    message: PhantomData<fn() -> M>,
+}
+
+/// The stream cannot go on (the client left, or the log failed).
+struct Ended;
+
+/// Why the server ends a stream on purpose.
+enum Reason {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl Reason {
+    fn as_str(&self) -> &str {
+        match self {
+            Reason::Static(s) => s,
+            Reason::Shared(s) => s,
+        }
+    }
+}
+
+impl<M, L> Feed<M, L>
+where
+    M: ResumableMessage,
+    M::Event: LogEvent,
+    L: EventLog<M::Event> + ?Sized,
+{
+    async fn run(mut self, welcome: Welcome) {
+        let _ = self.serve(welcome).await;
+    }
+
+    async fn serve(&mut self, welcome: Welcome) -> Result<(), Ended> {
+        self.send(Frame::Welcome(welcome)).await?;
+        let mut head = self.log.watch_head();
+        // What ends the stream is waited for by futures that live as long as the stream,
+        // so a wake for one event registers one waiter (the log's head) instead of four,
+        // and arms no timer. The heartbeat timer is not moved on each send: when it fires
+        // early (something was sent since it was set) it is only re-armed for the real
+        // deadline.
+        let closed = {
+            let tx = self.tx.clone();
+            async move { tx.closed().await }
+        };
+        let mut shutdown = self.shutdown.clone();
+        let stop = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        let mut all_rx = self.go_away_all.clone();
+        let all = async move {
+            if all_rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let age = sleep_until(self.age_deadline);
+        let beat = tokio::time::sleep_until(self.last_sent_at + self.heartbeat_interval);
+        tokio::pin!(closed, stop, all, age, beat);
+        loop {
+            let seen = *head.borrow_and_update();
+            self.catch_up(seen).await?;
+            tokio::select! {
+                biased;
+                () = &mut closed => return Err(Ended),
+                () = &mut stop => return self.go_away(Reason::Static(REASON_SHUTDOWN)).await,
+                () = &mut all => {
+                    let reason = self.go_away_all.borrow().reason.clone();
+                    return self.go_away(Reason::Shared(reason)).await;
+                }
+                () = &mut age => return self.go_away(Reason::Static(REASON_MAX_AGE)).await,
+                changed = head.changed() => if changed.is_err() {
+                    return Err(Ended);
+                },
+                () = &mut beat => {
+                    if Instant::now() >= self.last_sent_at + self.heartbeat_interval {
+                        let message = StreamHeartbeat {
+                            server_time_ms: now_ms(),
+                            head_sequence: self.log.head(),
+                        };
+                        self.send(Frame::Heartbeat(message)).await?;
+                        BrowserStats::inc(&self.stats.stream_heartbeats_sent);
+                    }
+                    beat.as_mut().reset(self.last_sent_at + self.heartbeat_interval);
+                }
+            }
+        }
+    }
+
+    /// Sends everything the log has from `next` up to `head` (the head the log's watch
+    /// showed; later appends wake the stream again), batch by batch; a GoAway that became
+    /// due in the meantime is not postponed by a flood of events.
+    async fn catch_up(&mut self, head: u64) -> Result<(), Ended> {
+        loop {
+            if let Some(reason) = self.due_go_away() {
+                self.go_away(reason).await?;
+                return Err(Ended);
+            }
+            if self.next > head {
+                // Nothing to read: the log's watch is updated after each append, so it
+                // never shows a head the log does not hold yet.
+                return Ok(());
+            }
+            let batch = match self
+                .log
+                .read_after(self.next.saturating_sub(1), READ_BATCH)
+                .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event log read failed; ending the stream");
+                    let _ = self.tx.send(Err(Status::unavailable(e.to_string()))).await;
+                    return Err(Ended);
+                }
+            };
+            if batch.gap.is_none() && batch.events.is_empty() {
+                return Ok(());
+            }
+            if let Some(gap) = batch.gap {
+                self.send_gap(gap).await?;
+            }
+            for event in batch.events {
+                self.send_event(event).await?;
+            }
+        }
+    }
+
+    fn due_go_away(&self) -> Option<Reason> {
+        if *self.shutdown.borrow() {
+            Some(Reason::Static(REASON_SHUTDOWN))
+        } else if self.go_away_all.has_changed().unwrap_or(false) {
+            Some(Reason::Shared(self.go_away_all.borrow().reason.clone()))
+        } else if self.age_deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(Reason::Static(REASON_MAX_AGE))
+        } else {
+            None
+        }
+    }
+
+    async fn send_gap(&mut self, gap: Gap) -> Result<(), Ended> {
+        self.next = gap.from_sequence.saturating_add(gap.missed);
+        self.send(Frame::Gap(gap)).await?;
+        BrowserStats::inc(&self.stats.gaps_sent);
+        Ok(())
+    }
+
+    async fn send_event(&mut self, event: M::Event) -> Result<(), Ended> {
+        self.next = event.sequence().saturating_add(1);
+        self.send(Frame::Event(event)).await?;
+        BrowserStats::inc(&self.stats.events_delivered);
+        Ok(())
+    }
+
+    /// Ends the stream on purpose: GoAway with the resume point, then the stream closes OK.
+    async fn go_away(&mut self, reason: Reason) -> Result<(), Ended> {
+        let resume_after = self.next.saturating_sub(1);
+        let message = GoAway {
+            reason: reason.as_str().to_string(),
+            resume_after,
+            resume_token: self.guard.session.resume_token.clone(),
+        };
+        self.send(Frame::GoAway(message)).await?;
+        BrowserStats::inc(&self.stats.goaways_sent);
+        tracing::debug!(
+            reason = reason.as_str(),
+            resume_after,
+            "resumable stream ended with GoAway"
+        );
+        Ok(())
+    }
+
+    /// Queues one message; every message counts as data sent for the session's heartbeat
+    /// judgement and restarts the heartbeat interval.
+    async fn send(&mut self, frame: Frame<M::Event>) -> Result<(), Ended> {
+        self.tx
+            .send(Ok(M::from_frame(frame)))
+            .await
+            .map_err(|_| Ended)?;
+        self.last_sent_at = Instant::now();
+        self.guard.session.data_sent();
+        Ok(())
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_positions() {
+        // From the head.
+        assert_eq!(start_position(None, "", "L", 10), 11);
+        assert_eq!(start_position(None, "OLD", "L", 10), 11);
+        // Resume in the same log (named or not).
+        assert_eq!(start_position(Some(4), "L", "L", 10), 5);
+        assert_eq!(start_position(Some(4), "", "L", 10), 5);
+        assert_eq!(start_position(Some(10), "L", "L", 10), 11);
+        // Another log, or a position the log never had: from 1.
+        assert_eq!(start_position(Some(4), "OLD", "L", 10), 1);
+        assert_eq!(start_position(Some(11), "L", "L", 10), 1);
+        assert_eq!(start_position(Some(u64::MAX), "", "L", 10), 1);
+    }
+}

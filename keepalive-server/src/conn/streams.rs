@@ -1,0 +1,108 @@
+//! Counting a connection's active streams at the service boundary.
+//!
+//! A request is an active stream from the moment it reaches the routes until its
+//! response body is finished or dropped (which is also what a client reset does). This is
+//! grpc-go's `activeStreams`, and it works the same for HTTP/2 streams and HTTP/1.1
+//! requests, so max-idle and the enforcement policy see one number for both.
+
+use super::shared::ConnShared;
+use crate::stats::TransportStats as Stats;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::ServiceExt;
+
+/// The routes every connection serves: CORS, gRPC-web, gRPC.
+pub type Routes = tower::util::BoxCloneSyncService<
+    http::Request<hyper::body::Incoming>,
+    http::Response<tonic::body::Body>,
+    Infallible,
+>;
+
+/// The hyper service of one connection: the routes, with each request counted.
+#[derive(Debug, Clone)]
+pub struct CountedService {
+    routes: Routes,
+    shared: Arc<ConnShared>,
+}
+
+impl CountedService {
+    /// Serves `routes` for the connection `shared`.
+    pub fn new(routes: Routes, shared: Arc<ConnShared>) -> Self {
+        CountedService { routes, shared }
+    }
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for CountedService {
+    type Response = http::Response<CountedBody>;
+    type Error = Infallible;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send + 'static>>;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let guard = StreamGuard::open(self.shared.clone());
+        let routes = self.routes.clone();
+        Box::pin(async move {
+            let response = routes.oneshot(req).await?;
+            Ok(response.map(|inner| CountedBody {
+                inner,
+                _guard: guard,
+            }))
+        })
+    }
+}
+
+/// Keeps its stream counted while alive.
+#[derive(Debug)]
+struct StreamGuard(Arc<ConnShared>);
+
+impl StreamGuard {
+    fn open(shared: Arc<ConnShared>) -> Self {
+        let now = shared.clock.now();
+        shared.lock().core.on_stream_opened(now);
+        Stats::inc(&shared.stats.open_streams);
+        Stats::inc(&shared.stats.streams);
+        shared.notify.notify_one();
+        StreamGuard(shared)
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let now = self.0.clock.now();
+        self.0.lock().core.on_stream_closed(now);
+        Stats::dec(&self.0.stats.open_streams);
+        self.0.notify.notify_one();
+    }
+}
+
+/// A response body that ends its stream's count when finished or dropped.
+#[derive(Debug)]
+pub struct CountedBody {
+    inner: tonic::body::Body,
+    _guard: StreamGuard,
+}
+
+impl Body for CountedBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
