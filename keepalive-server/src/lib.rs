@@ -56,6 +56,8 @@
 //! - [`faults`]: the optional fault injector (demos, tests).
 //! - [`fdlimit`]: raising the open-file limit; [`clock`]: tokio time ↔ core time.
 
+#![warn(missing_docs)]
+
 pub mod browser;
 pub mod builder;
 #[cfg(feature = "cli")]

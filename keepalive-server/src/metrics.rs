@@ -2,7 +2,7 @@
 //!
 //! Each part of a server keeps its own counters — the transport ([`crate::TransportStats`]),
 //! the browser sessions ([`crate::browser::BrowserStats`]), your services — as plain
-//! relaxed atomics declared with [`counters!`]: one uncontended increment per event, and a
+//! relaxed atomics declared with [`counters!`](crate::counters!): one uncontended increment per event, and a
 //! [`Snapshot`] read at any time. Nothing is counted twice for Prometheus: a
 //! [`Collector`] reads the same atomics at scrape time and names them by a table of
 //! [`Family`]s, where several counters can be one family told apart by a label

@@ -68,7 +68,7 @@ pub enum Frame<E> {
 /// An event with a sequence number: strictly increasing along a log, starting at 1.
 ///
 /// The log assigns it when the event is appended ([`set_sequence`](Self::set_sequence));
-/// the client drops what it already delivered by it. Implement it with [`sequenced!`]
+/// the client drops what it already delivered by it. Implement it with [`sequenced!`](crate::sequenced!)
 /// for a message with a `uint64 sequence` field.
 pub trait Sequenced {
     /// The event's sequence number (0 before it is appended).
@@ -79,7 +79,7 @@ pub trait Sequenced {
 
 /// A message type of a resumable stream: converts to and from [`Frame`]s.
 ///
-/// Implement it with [`resumable_message!`].
+/// Implement it with [`resumable_message!`](crate::resumable_message!).
 pub trait ResumableMessage: Sized + Send + 'static {
     /// The stream's event type.
     type Event: Sequenced + Send + 'static;

@@ -2,7 +2,7 @@
 //! Chromium profile directory, killed on drop together with the browsers it started.
 //!
 //! Debian's `chromedriver` and `chromium` (`cargo xtask setup --browser` installs both).
-//! [`ChromeDriver::chrome_options`] gives the flags headless Chromium needs on this kind of
+//! [`ChromeDriver::chrome_args`] gives the flags headless Chromium needs on this kind of
 //! machine (no sandbox as root, no GPU, no background network traffic: the network is
 //! closed). Chromium processes outlive a killed ChromeDriver, so dropping a
 //! [`ChromeDriver`] also kills every process started with its profile directory — a path

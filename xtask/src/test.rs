@@ -7,7 +7,8 @@
 //! 2. `cargo fmt --all -- --check`,
 //!    `cargo clippy --workspace --all-targets -- -D warnings` and the same for
 //!    `client-wasm` on `wasm32-unknown-unknown` (skipped with `--no-lint`);
-//!    then `cargo doc --workspace --no-deps` with `RUSTDOCFLAGS=-D warnings`;
+//!    then `cargo doc --no-deps` of every crate (the browser ones for wasm32) with
+//!    `RUSTDOCFLAGS=-D warnings`;
 //! 3. `cargo build` of the `server` and `prices-server` binaries, so integration tests can
 //!    start them;
 //! 4. with the browser tests: `trunk build --release` of the dashboard
@@ -193,13 +194,27 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
         "-D",
         "warnings",
     ]);
-    // Rustdoc of every crate without a warning (broken links, unclosed tags); the
-    // doctests themselves run in `cargo test --workspace`.
+    // Rustdoc of every crate without a warning (broken links, unclosed tags), the browser
+    // crates for the target they are written for; the doctests themselves run in
+    // `cargo test --workspace`.
     let doc = ws
         .cargo()
-        .args(["doc", "--workspace", "--no-deps", "--exclude", "xtask"])
+        .args(["doc", "--workspace", "--no-deps"])
+        .args([
+            "--exclude",
+            "xtask",
+            "--exclude",
+            "client-wasm",
+            "--exclude",
+            "web",
+        ])
         .env("RUSTDOCFLAGS", "-D warnings");
-    for lint in [fmt, clippy, clippy_wasm, doc] {
+    let doc_wasm = ws
+        .cargo()
+        .args(["doc", "--no-deps", "-p", "client-wasm", "-p", "web"])
+        .args(["--target", setup::WASM_TARGET])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    for lint in [fmt, clippy, clippy_wasm, doc, doc_wasm] {
         if opts.no_lint {
             runner.skip(lint.to_string(), "--no-lint");
         } else if opts.browser_only {

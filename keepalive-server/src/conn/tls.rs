@@ -91,7 +91,7 @@ pub fn negotiated(tls: &TlsStream<TcpStream>) -> Proto {
 
 /// Copies plaintext between the TLS connection and `inner` (the local end the observer
 /// does not hold) until both directions are done. When the server side ends, the client
-/// gets close_notify and FIN, and what it still sends is read for [`LINGER`] at most; when
+/// gets close_notify and FIN, and what it still sends is read for `LINGER` (1 s) at most; when
 /// the client side ends, the server side gets FIN and its remaining bytes still go out.
 pub async fn bridge(tls: TlsStream<TcpStream>, inner: UnixStream) {
     let (mut tls_read, mut tls_write) = split(tls);

@@ -178,3 +178,9 @@ pub fn builder(cli: &Cli) -> Result<Builder, Error> {
         .file_descriptor_set(prices_proto::FILE_DESCRIPTOR_SET)
         .axum(axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }))))
 }
+
+/// The README's chapter "Use it in your own server", compiled: its snippets use this
+/// crate and the library as a user would.
+#[cfg(doctest)]
+#[doc = include_str!("../../../../README.md")]
+pub struct ReadmeDoctests;
