@@ -63,6 +63,18 @@ async fn next(s: &mut Streaming<WatchResponse>) -> Kind {
     }
 }
 
+/// A GET over HTTP/1.1; the whole answer.
+async fn http_get(srv: &ServerProcess, path: &str) -> String {
+    let mut sock = tokio::net::TcpStream::connect(srv.addr())
+        .await
+        .expect("tcp");
+    let req = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.expect("write");
+    let mut answer = String::new();
+    sock.read_to_string(&mut answer).await.expect("read");
+    answer
+}
+
 #[tokio::test]
 async fn the_example_serves_its_service_and_an_axum_route_on_one_port() {
     let srv = ServerProcess::start_prices(&["--tick-interval", "50ms"]).await;
@@ -104,6 +116,17 @@ async fn the_example_serves_its_service_and_an_axum_route_on_one_port() {
     sock.read_to_string(&mut answer).await.expect("read");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.ends_with("ok\n"), "{answer}");
+
+    // Its /metrics: the library's counters and the service's own, on its registry.
+    let metrics = http_get(&srv, "/metrics").await;
+    for needle in [
+        "keepalive_connections_total{protocol=\"h2\"} 1",
+        "keepalive_sessions_open 0",
+        "prices_quotes_total 1",
+        "# EOF",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in {metrics}");
+    }
 
     // A resumable stream of the service's own message type: Welcome, then ticks in order.
     let id = session(&ch).await;

@@ -23,6 +23,7 @@ pub mod market;
 use clap::Parser;
 use keepalive_server::browser::{BrowserKeepalive, BrowserOptions, ResumableStream, StreamOptions};
 use keepalive_server::log::{EventLog, FileLog, MemoryLog};
+use keepalive_server::metrics::{self, Family, Kind, Registry};
 use keepalive_server::{Builder, Error, Server, Settings};
 use prices_proto::v1::prices_server::{Prices as PricesApi, PricesServer};
 use prices_proto::v1::{PriceTick, QuoteRequest, QuoteResponse, WatchRequest, WatchResponse};
@@ -79,11 +80,41 @@ impl Default for Cli {
     }
 }
 
+keepalive_server::counters! {
+    /// What the price service counts (next to the library's transport and browser
+    /// counters on the same registry, at `/metrics`).
+    pub struct PricesStats {
+        /// Quotes answered.
+        counter quotes,
+        /// Watch streams opened.
+        counter watches,
+    }
+}
+
+/// The Prometheus families of [`PricesStats`] (prefix `prices`).
+pub const FAMILIES: &[Family] = &[
+    metrics::family(
+        "quotes",
+        Kind::Counter,
+        "Quotes answered.",
+        "",
+        &[("quotes", "")],
+    ),
+    metrics::family(
+        "watches",
+        Kind::Counter,
+        "Watch streams opened.",
+        "",
+        &[("watches", "")],
+    ),
+];
+
 /// The `prices.v1.Prices` service.
 #[derive(Debug, Clone)]
 pub struct Prices {
     browser: BrowserKeepalive,
     logs: Arc<HashMap<&'static str, Arc<dyn EventLog<PriceTick>>>>,
+    stats: Arc<PricesStats>,
 }
 
 impl Prices {
@@ -111,7 +142,13 @@ impl Prices {
         Ok(Prices {
             browser,
             logs: Arc::new(logs),
+            stats: Arc::new(PricesStats::default()),
         })
+    }
+
+    /// The service's counters.
+    pub fn stats(&self) -> &Arc<PricesStats> {
+        &self.stats
     }
 
     /// The log of `symbol`.
@@ -138,6 +175,7 @@ impl PricesApi for Prices {
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?
             .ok_or_else(|| Status::unavailable("no tick yet"))?;
+        PricesStats::inc(&self.stats.quotes);
         Ok(Response::new(QuoteResponse { tick: Some(tick) }))
     }
 
@@ -158,7 +196,9 @@ impl PricesApi for Prices {
 }
 
 /// The server: keepalive and enforcement from the flags, browser keepalive, the prices
-/// service with its reflection descriptors, an axum route next to it. Starts the market.
+/// service with its reflection descriptors, axum routes next to it (`/healthz`, and
+/// `/metrics` with the library's counters and the service's on one registry). Starts the
+/// market.
 ///
 /// # Errors
 /// Invalid settings, an unusable TLS or log file.
@@ -171,12 +211,33 @@ pub fn builder(cli: &Cli) -> Result<Builder, Error> {
     let tick = prices.logs().map(|(_, log)| log.head()).max().unwrap_or(0);
     tracing::info!(symbols = ?SYMBOLS, last_sequence = tick, "market open");
     let max = cli.server.limits.max_recv_message_size;
-    Ok(Server::builder()
+    let builder = Server::builder()
         .settings(&cli.server)?
-        .browser_keepalive(browser)
+        .browser_keepalive(browser.clone());
+    let mut registry = Registry::default();
+    builder.register_metrics(&mut registry);
+    browser.register_metrics(&mut registry);
+    let stats = prices.stats().clone();
+    metrics::register(&mut registry, "prices", FAMILIES, move || stats.snapshot());
+    let registry = Arc::new(registry);
+    let routes = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let registry = registry.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+                        metrics::render(&registry),
+                    )
+                }
+            }),
+        );
+    Ok(builder
         .add_service(PricesServer::new(prices).max_decoding_message_size(max))
         .file_descriptor_set(prices_proto::FILE_DESCRIPTOR_SET)
-        .axum(axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }))))
+        .axum(routes))
 }
 
 /// The README's chapter "Use it in your own server", compiled: its snippets use this
