@@ -202,9 +202,11 @@ async fn settings_mistakes_are_errors_before_serving() {
         .settings(&settings)
         .expect_err("grace without age");
     assert_eq!(e.0, "--max-connection-age-grace needs --max-connection-age");
-    let mut settings = keepalive_server::Settings::default();
-    settings.tls_cert = Some("/nonexistent/cert.pem".into());
-    settings.tls_key = Some("/nonexistent/key.pem".into());
+    let settings = keepalive_server::Settings {
+        tls_cert: Some("/nonexistent/cert.pem".into()),
+        tls_key: Some("/nonexistent/key.pem".into()),
+        ..Default::default()
+    };
     let e = Server::builder()
         .settings(&settings)
         .expect_err("missing TLS files");
