@@ -520,10 +520,10 @@ impl CallCtx {
         });
     }
 
-    fn go_away(&self, token: &str) {
+    fn go_away(&self, token: &str, reason: &str) {
         self.forget_call();
         with_core(&self.inner, |c, now| {
-            c.on_go_away(now, self.stream, self.call, token)
+            c.on_go_away(now, self.stream, self.call, token, reason)
         });
     }
 
@@ -613,7 +613,7 @@ async fn run_stream<M: ResumableMessage>(
                 Some(Frame::Gap(g)) => ctx.gap(g.from_sequence, g.missed),
                 Some(Frame::GoAway(g)) => {
                     tracing::info!("stream go-away ({}): resuming at once", g.reason);
-                    return ctx.go_away(&g.resume_token);
+                    return ctx.go_away(&g.resume_token, &g.reason);
                 }
             },
             Ok(None) => return ctx.ended(),

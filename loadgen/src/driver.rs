@@ -167,7 +167,7 @@ enum Input {
     Event(CallId, u64, u64),
     Message(CallId),
     Gap(CallId, u64, u64),
-    GoAway(CallId, String),
+    GoAway(CallId, String, String),
     Ended(CallId),
     Heartbeat(u64, HeartbeatOutcome),
 }
@@ -335,11 +335,11 @@ impl Session {
             }
             Input::Message(call) => self.core.on_stream_message(now, STREAM, call),
             Input::Gap(call, from, missed) => self.core.on_gap(now, STREAM, call, from, missed),
-            Input::GoAway(call, token) => {
+            Input::GoAway(call, token, reason) => {
                 if self.stream.as_ref().is_some_and(|(c, _)| *c == call) {
                     self.stream = None;
                 }
-                self.core.on_go_away(now, STREAM, call, &token);
+                self.core.on_go_away(now, STREAM, call, &token, &reason);
             }
             Input::Ended(call) => {
                 if self.stream.as_ref().is_some_and(|(c, _)| *c == call) {
@@ -593,7 +593,7 @@ async fn subscribe(
             Some(Kind::Event(e)) => Input::Event(call, e.sequence, e.published_at_ms),
             Some(Kind::Gap(g)) => Input::Gap(call, g.from_sequence, g.missed),
             Some(Kind::GoAway(g)) => {
-                let _ = tx.send(Input::GoAway(call, g.resume_token));
+                let _ = tx.send(Input::GoAway(call, g.resume_token, g.reason));
                 return;
             }
             Some(Kind::Heartbeat(_)) | None => Input::Message(call),

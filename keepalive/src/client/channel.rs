@@ -27,228 +27,17 @@
 //! [`Action`]s; the application reads [`Event`]s and [`ClientStats`]. Each stream call has
 //! a [`CallId`]: answers from an aborted call are recognised as stale and ignored.
 
-use super::backoff::{Backoff, BackoffConfig};
+use super::backoff::Backoff;
 use super::connectivity::ConnectivityState;
 use super::resume::{Delivery, ResumeCursor};
+pub use super::types::{
+    Action, CallId, ClientConfig, ClientStats, Event, HeartbeatOutcome, LossReason, StreamId,
+    Welcome,
+};
 use crate::jitter::Rng;
 use crate::time::Instant;
 use std::collections::VecDeque;
 use std::time::Duration;
-
-/// The client's knobs.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ClientConfig {
-    /// Nothing received for this long → heartbeat (grpc-go `ClientParameters.Time`).
-    pub keepalive_time: Duration,
-    /// Heartbeat unanswered, or stream silent beyond its interval, this long → dead.
-    pub keepalive_timeout: Duration,
-    /// Heartbeats also without an open stream.
-    pub permit_without_stream: bool,
-    /// Connection backoff.
-    pub backoff: BackoffConfig,
-    /// The server's stream heartbeat interval until the server says otherwise.
-    pub stream_heartbeat_interval: Duration,
-    /// A timer this much later than asked for means the page was asleep.
-    pub late_timer_threshold: Duration,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig {
-            keepalive_time: Duration::from_secs(10),
-            keepalive_timeout: Duration::from_secs(20),
-            permit_without_stream: false,
-            backoff: BackoffConfig::default(),
-            stream_heartbeat_interval: Duration::from_secs(15),
-            late_timer_threshold: Duration::from_secs(1),
-        }
-    }
-}
-
-/// A stream of the channel (the application may have several).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StreamId(pub u32);
-
-/// One call that opened a stream; answers of older calls are stale.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallId(pub u64);
-
-/// What the driver must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Open (or reopen) a stream: subscribe, resuming after `resume_after` if set.
-    OpenStream {
-        /// Which stream.
-        stream: StreamId,
-        /// This call's id, to pass back with its answers.
-        call: CallId,
-        /// Resume after this sequence (the last delivered), if any.
-        resume_after: Option<u64>,
-        /// The resume token from the stream's last Welcome or GoAway.
-        resume_token: Option<String>,
-        /// The log the sequence refers to.
-        log_id: Option<String>,
-    },
-    /// Abort that call (drop its response body: that aborts the fetch).
-    AbortStream {
-        /// Which stream.
-        stream: StreamId,
-        /// Which call.
-        call: CallId,
-    },
-    /// Send a heartbeat call with this sequence.
-    SendHeartbeat {
-        /// Heartbeat sequence, echoed by the server.
-        seq: u64,
-    },
-    /// Abort that heartbeat call.
-    AbortHeartbeat {
-        /// Heartbeat sequence.
-        seq: u64,
-    },
-}
-
-/// Why the channel judged its connection lost.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LossReason {
-    /// A heartbeat went unanswered for the timeout.
-    HeartbeatTimeout,
-    /// A heartbeat call failed (network error, UNAVAILABLE).
-    HeartbeatFailed,
-    /// A stream stayed silent beyond its heartbeat interval plus the timeout.
-    StreamSilent,
-    /// A stream failed or ended without a GoAway.
-    StreamFailed,
-    /// The attempt took longer than the connect timeout.
-    ConnectTimeout,
-    /// The browser went offline.
-    Offline,
-    /// A unary call failed with a network error.
-    CallFailed,
-}
-
-impl LossReason {
-    /// A short name for logs and the dashboard.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LossReason::HeartbeatTimeout => "heartbeat timeout",
-            LossReason::HeartbeatFailed => "heartbeat failed",
-            LossReason::StreamSilent => "stream silent",
-            LossReason::StreamFailed => "stream failed",
-            LossReason::ConnectTimeout => "connect timeout",
-            LossReason::Offline => "offline",
-            LossReason::CallFailed => "call failed",
-        }
-    }
-}
-
-/// Something the application may want to know.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    /// The connectivity state changed.
-    StateChanged {
-        /// Before.
-        from: ConnectivityState,
-        /// After.
-        to: ConnectivityState,
-    },
-    /// The connection was judged lost.
-    ConnectionLost {
-        /// Why.
-        reason: LossReason,
-        /// Delay before the next attempt.
-        retry_in: Duration,
-    },
-    /// Events that will never be delivered.
-    Gap {
-        /// Which stream.
-        stream: StreamId,
-        /// First missing sequence.
-        from: u64,
-        /// How many.
-        missed: u64,
-    },
-    /// The server's event log is a different one (it was lost): sequences start over.
-    LogReset {
-        /// Which stream.
-        stream: StreamId,
-    },
-    /// A stream was resumed after a reconnect or a GoAway.
-    Resumed {
-        /// Which stream.
-        stream: StreamId,
-        /// Resumed after this sequence.
-        after: Option<u64>,
-    },
-    /// The server ended a stream on purpose (it is being reopened at once).
-    GoAway {
-        /// Which stream.
-        stream: StreamId,
-    },
-    /// A heartbeat round trip.
-    HeartbeatRtt {
-        /// Measured round-trip time.
-        rtt: Duration,
-    },
-    /// The server refused a heartbeat with `too_many_pings`; `Time` doubled.
-    TooManyPings {
-        /// The new keepalive time.
-        keepalive_time: Duration,
-    },
-}
-
-/// Counters for the dashboard.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ClientStats {
-    /// Heartbeats sent.
-    pub heartbeats_sent: u64,
-    /// Heartbeats answered.
-    pub heartbeats_answered: u64,
-    /// Heartbeats that failed or timed out.
-    pub heartbeats_missed: u64,
-    /// Connection attempts after a failure.
-    pub reconnects: u64,
-    /// Streams resumed (after a reconnect or a GoAway).
-    pub resumes: u64,
-    /// Events delivered to the application.
-    pub events_delivered: u64,
-    /// Events dropped as already delivered.
-    pub duplicates_dropped: u64,
-    /// Gaps reported.
-    pub gaps: u64,
-    /// Events reported missing.
-    pub events_missed: u64,
-    /// `too_many_pings` answers received.
-    pub too_many_pings: u64,
-    /// The last heartbeat round trip.
-    pub last_rtt: Option<Duration>,
-}
-
-/// How a heartbeat call ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HeartbeatOutcome {
-    /// Answered.
-    Answered,
-    /// Refused with RESOURCE_EXHAUSTED `too_many_pings`.
-    TooManyPings,
-    /// The server answered with another error: it is alive.
-    Rejected,
-    /// Network error, UNAVAILABLE, or no answer.
-    Failed,
-}
-
-/// The Welcome of a stream: what the server says when a subscription starts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Welcome {
-    /// The first sequence this stream will deliver.
-    pub next_sequence: u64,
-    /// The server's stream heartbeat interval, if it says.
-    pub stream_heartbeat_interval: Option<Duration>,
-    /// Token for resuming later.
-    pub resume_token: String,
-    /// The event log's identity.
-    pub log_id: String,
-}
 
 #[derive(Clone, Debug)]
 struct Slot {
@@ -281,6 +70,9 @@ pub struct Channel {
     connect_deadline: Option<Instant>,
     last_received: Instant,
     heartbeat: Option<Outstanding>,
+    /// Calls of the application in flight (unary or streaming, not the channel's own):
+    /// they are active streams for the keepalive, as in grpc-go.
+    active_calls: u32,
     next_heartbeat: u64,
     next_call: u64,
     slots: Vec<Slot>,
@@ -305,6 +97,7 @@ impl Channel {
             connect_deadline: None,
             last_received: now,
             heartbeat: None,
+            active_calls: 0,
             next_heartbeat: 1,
             next_call: 1,
             slots: Vec::new(),
@@ -393,6 +186,17 @@ impl Channel {
 
     /// Adds a stream the channel keeps open (and resumes) until removed.
     pub fn add_stream(&mut self, now: Instant) -> StreamId {
+        self.add_stream_after(now, None, None)
+    }
+
+    /// Adds a stream that starts after `after` in the log `log_id` (what an earlier
+    /// stream of the same events delivered last), instead of "from now on".
+    pub fn add_stream_after(
+        &mut self,
+        now: Instant,
+        after: Option<u64>,
+        log_id: Option<String>,
+    ) -> StreamId {
         let id = StreamId(self.slots.len() as u32);
         self.slots.push(Slot {
             id,
@@ -401,7 +205,7 @@ impl Channel {
             welcomed: false,
             resuming: false,
             last_message: now,
-            cursor: ResumeCursor::default(),
+            cursor: ResumeCursor::starting_after(after, log_id),
         });
         match self.state {
             ConnectivityState::Idle => self.start_attempt(now),
@@ -562,14 +366,24 @@ impl Channel {
     }
 
     /// The server ended the stream on purpose: reopen it at once, resuming.
-    pub fn on_go_away(&mut self, now: Instant, stream: StreamId, call: CallId, resume_token: &str) {
+    pub fn on_go_away(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        call: CallId,
+        resume_token: &str,
+        reason: &str,
+    ) {
         let Some(i) = self.current(stream, call) else {
             return;
         };
         self.received(now, Some(i));
         self.slots[i].cursor.set_token(resume_token);
         self.slots[i].open = None;
-        self.events.push_back(Event::GoAway { stream });
+        self.events.push_back(Event::GoAway {
+            stream,
+            reason: reason.to_owned(),
+        });
         if matches!(
             self.state,
             ConnectivityState::Ready | ConnectivityState::Connecting
@@ -578,7 +392,22 @@ impl Channel {
         }
     }
 
-    /// A stream call ended (failed, or ended without a GoAway): the connection is lost.
+    /// The server ended the stream for good: it completed normally (status OK without a
+    /// GoAway: a finite stream), or refused it with an application error. The server
+    /// answered, so the connection is fine; the stream is not reopened.
+    pub fn on_stream_finished(&mut self, now: Instant, stream: StreamId, call: CallId) {
+        let Some(i) = self.current(stream, call) else {
+            return;
+        };
+        self.received(now, Some(i));
+        self.slots[i].open = None;
+        self.slots[i].wanted = false;
+        self.events.push_back(Event::StreamFinished { stream });
+        self.connected(now);
+    }
+
+    /// A stream call failed (a network error, or the body ended without the server's
+    /// status): the connection is lost.
     pub fn on_stream_end(&mut self, now: Instant, stream: StreamId, call: CallId) {
         let Some(i) = self.current(stream, call) else {
             return;
@@ -622,22 +451,52 @@ impl Channel {
         }
     }
 
-    /// A unary call ended: `answered` if the server answered (with any status), `false`
-    /// on a network error.
+    /// A call of the application got its answer: `answered` if the server answered (with
+    /// any status), `false` on a network error. An answer while in TRANSIENT_FAILURE means
+    /// the server is back: the channel tries again now instead of waiting out the backoff.
     pub fn on_call(&mut self, now: Instant, answered: bool) {
         if answered {
             self.received(now, None);
+            if self.state == ConnectivityState::TransientFailure {
+                self.start_attempt(now);
+            }
             self.connected(now);
         } else {
             self.fail(now, LossReason::CallFailed);
         }
     }
 
+    /// Bytes of any call arrived: the connection is alive.
+    pub fn on_bytes(&mut self, now: Instant) {
+        self.received(now, None);
+    }
+
+    /// A call of the application started: with it in flight the keepalive is active (as
+    /// an active stream in grpc-go), and it connects an IDLE channel.
+    pub fn call_started(&mut self, now: Instant) {
+        self.active_calls = self.active_calls.saturating_add(1);
+        if self.state == ConnectivityState::Idle {
+            self.start_attempt(now);
+        }
+    }
+
+    /// A call of the application ended (its response finished or was dropped).
+    pub fn call_ended(&mut self, _now: Instant) {
+        self.active_calls = self.active_calls.saturating_sub(1);
+    }
+
+    /// Calls of the application in flight.
+    pub fn active_calls(&self) -> u32 {
+        self.active_calls
+    }
+
     // ---- timers -----------------------------------------------------------------------
 
     fn keepalive_active(&self) -> bool {
         self.state == ConnectivityState::Ready
-            && (self.config.permit_without_stream || self.slots.iter().any(|s| s.open.is_some()))
+            && (self.config.permit_without_stream
+                || self.active_calls > 0
+                || self.slots.iter().any(|s| s.open.is_some()))
     }
 
     fn silence_limit(&self) -> Duration {

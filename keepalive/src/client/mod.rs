@@ -6,6 +6,7 @@
 //! - [`backoff`]: gRPC connection backoff.
 //! - [`retry`]: unary retry per proposal A6.
 //! - [`resume`]: exactly-once delivery across reconnects (sequence cursor, gaps).
+//! - [`types`]: what the channel takes and gives: knobs, ids, actions, events, counters.
 //! - [`channel`]: the state machine (keepalive emulation, broken-stream detection,
 //!   reconnect, resume) that the wasm driver runs.
 
@@ -14,6 +15,7 @@ pub mod channel;
 pub mod connectivity;
 pub mod resume;
 pub mod retry;
+pub mod types;
 
 pub use backoff::{Backoff, BackoffConfig};
 pub use channel::{

@@ -44,6 +44,16 @@ pub struct ResumeCursor {
 }
 
 impl ResumeCursor {
+    /// A cursor that resumes after `after` in the log `log_id` (`None`: from the head).
+    pub fn starting_after(after: Option<u64>, log_id: Option<String>) -> Self {
+        ResumeCursor {
+            delivered: after,
+            expected: None,
+            token: None,
+            log_id: log_id.filter(|l| !l.is_empty()),
+        }
+    }
+
     /// The last sequence delivered, to resume after.
     pub fn resume_after(&self) -> Option<u64> {
         self.delivered

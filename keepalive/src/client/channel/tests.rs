@@ -63,6 +63,93 @@ fn ready_channel() -> (Channel, StreamId, CallId) {
 }
 
 #[test]
+fn a_call_in_flight_is_an_active_stream_for_the_keepalive() {
+    let mut ch = Channel::new(ms(0), config(), 1);
+    // A call connects an IDLE channel (with a probe heartbeat: no stream to open).
+    ch.call_started(ms(0));
+    assert_eq!(ch.state(), ConnectivityState::Connecting);
+    assert_eq!(drain(&mut ch), vec![Action::SendHeartbeat { seq: 1 }]);
+    ch.on_call(ms(5), true);
+    ch.on_heartbeat(ms(6), 1, HeartbeatOutcome::Answered);
+    assert_eq!(ch.state(), ConnectivityState::Ready);
+    // No stream, but a call in flight: heartbeats after Time of silence.
+    assert_eq!(ch.poll_timeout(), Some(ms(2006)));
+    ch.on_bytes(ms(1000));
+    assert_eq!(
+        ch.poll_timeout(),
+        Some(ms(3000)),
+        "bytes of the call are liveness"
+    );
+    ch.handle_timeout(ms(3000));
+    assert_eq!(drain(&mut ch), vec![Action::SendHeartbeat { seq: 2 }]);
+    ch.on_heartbeat(ms(3010), 2, HeartbeatOutcome::Answered);
+    // Once it ended, and without PermitWithoutStream, the keepalive is dormant.
+    ch.call_ended(ms(3020));
+    assert_eq!(ch.active_calls(), 0);
+    assert_eq!(ch.poll_timeout(), None);
+}
+
+#[test]
+fn an_answer_in_transient_failure_ends_the_backoff() {
+    let (mut ch, _s, _call) = ready_channel();
+    ch.on_call(ms(100), false);
+    assert_eq!(ch.state(), ConnectivityState::TransientFailure);
+    drain(&mut ch);
+    // A call (a retry) got through before the backoff ended: the server is back, so the
+    // channel is READY at once and reopens its stream now.
+    ch.on_call(ms(200), true);
+    assert_eq!(ch.state(), ConnectivityState::Ready);
+    assert_eq!(ch.retry_at(), None);
+    assert!(matches!(
+        drain(&mut ch).as_slice(),
+        [Action::OpenStream {
+            resume_after: None,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_finished_stream_is_not_a_lost_connection_and_not_reopened() {
+    let (mut ch, s, call) = ready_channel();
+    assert_eq!(ch.on_event(ms(20), s, call, 1), Delivery::Deliver);
+    events(&mut ch);
+    ch.on_stream_finished(ms(30), s, call);
+    assert_eq!(ch.state(), ConnectivityState::Ready);
+    assert_eq!(events(&mut ch), vec![Event::StreamFinished { stream: s }]);
+    assert!(drain(&mut ch).is_empty(), "not reopened");
+    assert_eq!(ch.open_call(s), None);
+    // Nothing open, no call: no deadline (no silence check, keepalive dormant).
+    assert_eq!(ch.poll_timeout(), None);
+    // Not even after a reconnect.
+    ch.offline(ms(40));
+    ch.online(ms(50));
+    assert!(
+        !drain(&mut ch)
+            .iter()
+            .any(|a| matches!(a, Action::OpenStream { .. }))
+    );
+}
+
+#[test]
+fn a_stream_can_start_after_what_an_earlier_one_delivered() {
+    let mut ch = Channel::new(ms(0), config(), 1);
+    ch.add_stream_after(ms(0), Some(41), Some("log-a".into()));
+    match drain(&mut ch).as_slice() {
+        [
+            Action::OpenStream {
+                resume_after: Some(41),
+                log_id: Some(log),
+                ..
+            },
+        ] => {
+            assert_eq!(log, "log-a")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn heartbeat_after_time_of_silence_and_rtt_measured() {
     let (mut ch, _s, _call) = ready_channel();
     assert_eq!(ch.poll_timeout(), Some(ms(2010)));
@@ -167,7 +254,7 @@ fn go_away_reopens_at_once_resuming_after_the_last_delivered() {
     let (mut ch, s, call) = ready_channel();
     assert_eq!(ch.on_event(ms(20), s, call, 1), Delivery::Deliver);
     assert_eq!(ch.on_event(ms(30), s, call, 2), Delivery::Deliver);
-    ch.on_go_away(ms(40), s, call, "tok2");
+    ch.on_go_away(ms(40), s, call, "tok2", "max_stream_age");
     match drain(&mut ch).as_slice() {
         [
             Action::OpenStream {
@@ -380,7 +467,7 @@ impl Sim {
                     .collect();
                 for (id, stream) in ids {
                     self.calls.remove(&id);
-                    self.ch.on_go_away(now, stream, id, "tok");
+                    self.ch.on_go_away(now, stream, id, "tok", "chaos");
                     self.last_byte = now;
                 }
             }
