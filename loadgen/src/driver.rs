@@ -2,7 +2,7 @@
 //! [`keepalive::client::Channel`] as the wasm client, with tokio timers instead of the
 //! page's.
 //!
-//! It mirrors `client-wasm/src/driver.rs`: the core's actions start or abort calls (each
+//! It mirrors `keepalive-client/src/driver.rs`: the core's actions start or abort calls (each
 //! call a task; aborting the task drops its response body, which closes its HTTP/1.1
 //! connection as a browser's aborted fetch does), network outcomes come back over a
 //! channel and are fed to the core, and one loop sleeps until the core's next deadline.
@@ -497,7 +497,7 @@ async fn heartbeat_call(shared: &Shared, req: &HeartbeatRequest) -> Result<(), C
     Ok(())
 }
 
-/// How the core should see a failed call (as `client-wasm/src/status.rs` classifies it).
+/// How the core should see a failed call (as `keepalive-client/src/status.rs` classifies it).
 fn outcome_of(e: &CallError) -> HeartbeatOutcome {
     match e {
         CallError::Transport(_) => HeartbeatOutcome::Failed,

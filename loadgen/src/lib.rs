@@ -1,6 +1,6 @@
 //! A load generator that behaves like the browser client, for `cargo xtask bench`.
 //!
-//! Each simulated session is what a page running `client-wasm` does: gRPC-web over
+//! Each simulated session is what a page running `keepalive-client` does: gRPC-web over
 //! HTTP/1.1 with at most six connections, one resumable subscription plus heartbeats,
 //! driven by the same sans-IO [`keepalive::client::Channel`] (here with tokio timers).
 //! Nothing is borrowed from tonic's client stack: the framing is a few lines over hyper's

@@ -12,6 +12,8 @@
 //! - [`h2raw`]: a raw HTTP/2 frame client ([`h2raw::RawH2`]) with frame parsing
 //!   ([`h2raw::Frame`], [`h2raw::GoAway`]), a minimal HPACK encoder for request headers and
 //!   gRPC message framing.
+//! - [`proxy`]: a TCP proxy that can go half-open (stall without closing), between a
+//!   browser and a server.
 //! - [`probe`]: a well-behaved tonic client ([`probe::Probe`]) that records its latencies
 //!   while a test misbehaves at the same server.
 
@@ -21,4 +23,5 @@ pub mod chromedriver;
 pub mod h2raw;
 pub mod http1;
 pub mod probe;
+pub mod proxy;
 pub mod server;

@@ -1,17 +1,22 @@
 //! The page's state and the client's lifecycle.
 //!
 //! One [`App`] behind an `Rc<RefCell<_>>`, on the page's only thread. Inputs come from the
-//! client's listeners (state, timeline, counters, events), from the views' handlers
+//! channel's listeners (state, timeline, counters, events), from the views' handlers
 //! (publish, chaos, settings) and from two timers: a render tick (time in state,
 //! countdown, sparkline; every 250 ms) and the server poll (`Stats`, every second).
 //!
-//! Two rules keep the borrows simple: the app is never borrowed while the client is
-//! called (a client call may run listeners, which borrow the app), and every listener
-//! carries the generation of its client, so the events of a client that was replaced (new
+//! The page uses the client library's public API only: one [`Channel`], the demo's
+//! generated `FeedClient` over it (Publish declared retryable, so a lost answer is retried
+//! with the same idempotency key; Stats; Chaos), and the feed kept open with
+//! [`Channel::keep_open`]. New settings make a new channel whose feed starts after the
+//! last event the page showed ([`Channel::keep_open_after`]).
+//!
+//! Two rules keep the borrows simple: the app is never borrowed while the channel is
+//! called (a call may run listeners, which borrow the app), and every listener carries
+//! the generation of its channel, so the events of a channel that was replaced (new
 //! settings) are ignored.
 
 use crate::dom;
-use crate::feed_stream;
 use crate::fmt;
 use crate::rtt::RttWindow;
 use crate::server_stats::ServerPanel;
@@ -20,11 +25,15 @@ use crate::timeline::{self, Entry, Tone};
 use crate::token;
 use crate::views::Views;
 use crate::views::status::StatusModel;
-use client_wasm::{
-    Client, ClientConfig, ClientEvent, ConnectivityState, Options, StateInfo, Stats,
+use demo_proto::v1::feed_client::FeedClient;
+use demo_proto::v1::{
+    ChaosAction, ChaosRequest, PublishRequest, StatsRequest, SubscribeRequest, SubscribeResponse,
 };
-use demo_proto::v1::ChaosAction;
 use keepalive::client::ClientStats;
+use keepalive_client::{
+    Channel, ClientConfig, ClientEvent, ConnectivityState, KeepOpen, Options, RetryPolicy,
+    StateInfo, Stats,
+};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
@@ -44,9 +53,15 @@ struct App {
     token: Option<String>,
     /// The client settings in force.
     config: ClientConfig,
-    /// Generation of the current client; listeners of older ones are ignored.
+    /// Generation of the current channel; listeners of older ones are ignored.
     generation: u64,
-    client: Option<Client>,
+    client: Option<Channel>,
+    /// The current channel's feed.
+    feed: Option<KeepOpen>,
+    /// The last event the page showed, and the log it belongs to (from the feed's
+    /// Welcome): where a new channel's feed starts.
+    delivered: Option<u64>,
+    log_id: Option<String>,
     /// The current client's connectivity state, as last reported.
     state: ConnectivityState,
     /// How many times the state left READY (over every client).
@@ -88,6 +103,9 @@ pub fn start() {
         config,
         generation: 0,
         client: None,
+        feed: None,
+        delivered: None,
+        log_id: None,
         state: ConnectivityState::Idle,
         lost: 0,
         ready_page_ms: None,
@@ -123,7 +141,7 @@ impl App {
             .push(&Entry::new(tone, text), dom::now_ms(), self.utc_offset_min);
     }
 
-    fn client(&self) -> Option<Client> {
+    fn client(&self) -> Option<Channel> {
         self.client.clone()
     }
 
@@ -148,11 +166,7 @@ impl App {
             self.views.rtt.render(&self.rtt, dom::now_ms());
             return;
         }
-        let reason = match event {
-            ClientEvent::GoAway { .. } => feed_stream::take_go_away_reason(),
-            _ => None,
-        };
-        if let Some(entry) = timeline::describe(event, reason.as_deref()) {
+        if let Some(entry) = timeline::describe(event) {
             self.views.timeline.push(&entry, at_ms, self.utc_offset_min);
         }
     }
@@ -165,7 +179,7 @@ impl App {
     }
 
     fn on_event(&mut self, event: &demo_proto::v1::Event) {
-        feed_stream::delivered(event.sequence);
+        self.delivered = Some(event.sequence);
         self.views.feed.push(event, self.utc_offset_min);
     }
 
@@ -181,8 +195,11 @@ impl App {
 
     /// Forgets the current client (its counters join the retired ones); returns it so
     /// that the caller closes it once the app is no longer borrowed.
-    fn retire_client(&mut self) -> Option<Client> {
+    fn retire_client(&mut self) -> Option<Channel> {
         self.generation += 1;
+        if let Some(log_id) = self.feed.take().and_then(|f| f.log_id()) {
+            self.log_id = Some(log_id);
+        }
         if let Some(stats) = self.current.take() {
             self.retired = add(&self.retired, &stats.core);
         }
@@ -190,19 +207,23 @@ impl App {
     }
 }
 
-/// A new client with the settings in force: listeners, then the feed subscription (which
-/// connects).
+/// The feed's Publish may be retried: it carries an idempotency key.
+const PUBLISH: &str = "keepalive.demo.v1.Feed/Publish";
+
+/// A new channel with the settings in force: listeners, then the feed kept open (which
+/// connects), after the last event the page showed.
 fn connect(app: &Shared) {
-    let (generation, options, origin) = {
+    let (generation, options, after, log_id) = {
         let mut a = app.borrow_mut();
         a.generation += 1;
         let options = Options {
             keepalive: a.config,
             ..Options::new(a.origin.clone())
-        };
-        (a.generation, options, a.origin.clone())
+        }
+        .retry(PUBLISH, RetryPolicy::default());
+        (a.generation, options, a.delivered, a.log_id.clone())
     };
-    let client = Client::new(options);
+    let client = Channel::new(options);
     let weak = Rc::downgrade(app);
     client.on_state({
         let weak = weak.clone();
@@ -217,9 +238,19 @@ fn connect(app: &Shared) {
         move |stats| with_current(&weak, generation, |a| a.on_stats(stats))
     });
     app.borrow_mut().client = Some(client.clone());
-    client.subscribe_with(feed_stream::opener(origin), move |event| {
-        with_current(&weak, generation, |a| a.on_event(&event));
-    });
+    let feed = client.keep_open_after(
+        after,
+        log_id,
+        |channel, resume| async move {
+            let request = SubscribeRequest {
+                resume: Some(resume),
+            };
+            let stream = FeedClient::new(channel).subscribe(request).await?;
+            Ok::<tonic::Streaming<SubscribeResponse>, tonic::Status>(stream.into_inner())
+        },
+        move |event| with_current(&weak, generation, |a| a.on_event(&event)),
+    );
+    app.borrow_mut().feed = Some(feed);
 }
 
 /// Runs `f` on the app if it still exists and `generation` is the current client's.
@@ -245,7 +276,15 @@ fn bind_publish(app: &Shared) {
         app.borrow().views.feed.set_busy(true);
         let weak = weak.clone();
         spawn_local(async move {
-            let result = client.publish(&text).await;
+            let request = PublishRequest {
+                session_id: String::new(),
+                idempotency_key: keepalive_client::idempotency_key(),
+                text,
+            };
+            let result = FeedClient::new(client)
+                .publish(request)
+                .await
+                .map(tonic::Response::into_inner);
             let Some(app) = weak.upgrade() else { return };
             let a = app.borrow();
             a.views.feed.set_busy(false);
@@ -295,9 +334,15 @@ fn bind_chaos(app: &Shared) {
             spawn_local(async move {
                 let mut said = Vec::new();
                 let mut failed = None;
+                let mut feed = FeedClient::new(client);
                 for (action, ms) in calls {
-                    match client.chaos(&token, action, ms).await {
-                        Ok(r) => said.push(r.message),
+                    let request = ChaosRequest {
+                        token: token.clone(),
+                        action: action as i32,
+                        duration_ms: ms,
+                    };
+                    match feed.chaos(request).await {
+                        Ok(r) => said.push(r.into_inner().message),
                         Err(status) => {
                             failed = Some(short(&status));
                             break;
@@ -340,7 +385,7 @@ fn bind_settings(app: &Shared) {
             if let Some(old) = old {
                 old.close();
             }
-            let resume = feed_stream::last_delivered().map_or_else(String::new, |seq| {
+            let resume = app.borrow().delivered.map_or_else(String::new, |seq| {
                 format!("; the feed resumes after #{seq}")
             });
             {
@@ -402,7 +447,10 @@ fn start_server_poll(app: &Shared) {
             let Some(client) = weak.upgrade().and_then(|app| app.borrow().client()) else {
                 return;
             };
-            let result = client.server_stats().await;
+            let result = FeedClient::new(client)
+                .stats(StatsRequest {})
+                .await
+                .map(tonic::Response::into_inner);
             let Some(app) = weak.upgrade() else { return };
             {
                 let mut a = app.borrow_mut();

@@ -20,9 +20,11 @@
 //!
 //! # What it uses
 //!
-//! Only `client_wasm`'s Rust API: `client_wasm::Client` with `on_state`, `on_timeline`,
-//! `on_stats`, `subscribe_with` (the feed, so that the resume point is carried over when
-//! new settings make a new client), `publish`, `server_stats` and `chaos`.
+//! Only the client library's public API, as any page would: a `keepalive_client::Channel`
+//! with `on_state`, `on_timeline`, `on_stats`; the demo's generated `FeedClient` over it
+//! for Publish (declared retryable), Stats and Chaos; and the feed kept open with
+//! `keep_open_after` (so that new settings, a new channel, resume after the last event
+//! shown).
 //!
 //! # Layout
 //!
@@ -35,10 +37,8 @@
 //! - [`token`]: the chaos token from the URL fragment.
 //!
 //! wasm32 only (the page):
-//! - `app`: the page's state, the client's lifecycle (new settings → new client) and the
-//!   render ticks.
-//! - `feed_stream`: the subscription the page keeps: resume point across clients, GoAway
-//!   reasons.
+//! - `app`: the page's state, the channel's lifecycle (new settings → new channel, whose
+//!   feed starts after the last event shown) and the render ticks.
 //! - `dom`: the few DOM helpers the views share.
 //! - `views/`: one module per panel — `status` (state, time in state, countdown, RTT),
 //!   `counters`, `feed` (events and the publish box), `timeline`, `server`, `chaos`
@@ -62,13 +62,12 @@ mod app;
 #[cfg(target_arch = "wasm32")]
 mod dom;
 #[cfg(target_arch = "wasm32")]
-mod feed_stream;
 #[cfg(target_arch = "wasm32")]
 mod views;
 
 /// Starts the page: finds its elements, creates the client, starts the render ticks.
 ///
-/// The client's `tracing` output is not sent to the console (`client_wasm::init_logging`
+/// The client's `tracing` output is not sent to the console (`keepalive_client::init_logging`
 /// is not called): everything it reports is on the page's timeline, and the formatter
 /// would cost about 50 KB of wasm (20 KB gzip).
 #[cfg(target_arch = "wasm32")]

@@ -59,8 +59,7 @@ pub fn state_tone(state: ConnectivityState) -> Tone {
 }
 
 /// The entry for `event`; `None` for heartbeat round trips (they go to the sparkline).
-/// `go_away_reason` is the reason the server gave in its GoAway message, when known.
-pub fn describe(event: &ClientEvent, go_away_reason: Option<&str>) -> Option<Entry> {
+pub fn describe(event: &ClientEvent) -> Option<Entry> {
     Some(match event {
         ClientEvent::StateChanged { from, to } => {
             Entry::new(state_tone(*to), format!("{from} → {to}"))
@@ -88,15 +87,18 @@ pub fn describe(event: &ClientEvent, go_away_reason: Option<&str>) -> Option<Ent
                 None => "feed resumed (nothing delivered before)".to_owned(),
             },
         ),
-        ClientEvent::GoAway { .. } => Entry::new(
+        ClientEvent::GoAway { reason, .. } => Entry::new(
             Tone::Info,
             format!(
                 "server GoAway ({}): resuming at once, no backoff",
-                go_away_reason
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or("no reason given")
+                if reason.is_empty() {
+                    "no reason given"
+                } else {
+                    reason
+                }
             ),
         ),
+        ClientEvent::StreamFinished { .. } => Entry::new(Tone::Info, "the server ended the feed"),
         ClientEvent::TooManyPings { keepalive_time } => Entry::new(
             Tone::Warn,
             format!(
@@ -116,45 +118,34 @@ mod tests {
 
     #[test]
     fn wording() {
-        let e = describe(
-            &ClientEvent::StateChanged {
-                from: ConnectivityState::Ready,
-                to: ConnectivityState::TransientFailure,
-            },
-            None,
-        )
+        let e = describe(&ClientEvent::StateChanged {
+            from: ConnectivityState::Ready,
+            to: ConnectivityState::TransientFailure,
+        })
         .expect("entry");
         assert_eq!(e, Entry::new(Tone::Bad, "READY → TRANSIENT_FAILURE"));
-        let e = describe(
-            &ClientEvent::ConnectionLost {
-                reason: LossReason::HeartbeatTimeout,
-                retry_in: Duration::from_millis(1200),
-            },
-            None,
-        )
+        let e = describe(&ClientEvent::ConnectionLost {
+            reason: LossReason::HeartbeatTimeout,
+            retry_in: Duration::from_millis(1200),
+        })
         .expect("entry");
         assert_eq!(
             e.text,
             "connection lost (heartbeat timeout); next attempt in 1.2 s"
         );
-        let e = describe(
-            &ClientEvent::GoAway {
-                stream: StreamId(0),
-            },
-            Some("max_stream_age"),
-        )
+        let e = describe(&ClientEvent::GoAway {
+            stream: StreamId(0),
+            reason: "max_stream_age".into(),
+        })
         .expect("entry");
         assert_eq!(
             e.text,
             "server GoAway (max_stream_age): resuming at once, no backoff"
         );
         assert_eq!(
-            describe(
-                &ClientEvent::HeartbeatRtt {
-                    rtt: Duration::from_millis(3)
-                },
-                None
-            ),
+            describe(&ClientEvent::HeartbeatRtt {
+                rtt: Duration::from_millis(3)
+            }),
             None
         );
     }

@@ -1,19 +1,20 @@
-//! The browser test step of `cargo xtask test`: `client-wasm`'s tests in headless Chromium
-//! against the real server.
+//! The browser test step of `cargo xtask test`, and `cargo xtask test-server`:
+//! `keepalive-client`'s tests in headless Chromium against the real server.
 //!
-//! 1. Check the tools: `wasm-bindgen-test-runner` at the `wasm-bindgen` version in
-//!    `Cargo.lock`, and a `chromedriver` matching `chromium` (`cargo xtask setup --browser`
-//!    installs both).
-//! 2. Start the debug server (built by the step before) under a [`Supervisor`] on
-//!    `127.0.0.1:0` with [`SERVER_FLAGS`] (plus chaos with a random token when the server
-//!    supports it), and the [`Controller`] (the test controller: kill/stop/start/restart
-//!    over HTTP, see `controller.rs`).
-//! 3. Build, then run, `cargo test --target wasm32-unknown-unknown -p client-wasm --tests
-//!    --no-fail-fast`
-//!    with `wasm-bindgen-test-runner` as the cargo runner and, at compile time,
-//!    `KEEPALIVE_TEST_SERVER`, `KEEPALIVE_TEST_CONTROLLER`, `KEEPALIVE_TEST_CHAOS_TOKEN`.
+//! 1. Check the tools: `wasm-pack`, `wasm-bindgen-test-runner` at the `wasm-bindgen`
+//!    version in `Cargo.lock`, and a `chromedriver` matching `chromium` (`cargo xtask setup
+//!    --browser` installs them).
+//! 2. Start a [`TestServer`]: the debug server (built by the step before) under a
+//!    [`Supervisor`] with [`SERVER_FLAGS`] and chaos, and the [`Controller`] (kill, stop,
+//!    start, restart over HTTP, see `controller.rs`) — on free ports for `cargo xtask
+//!    test`, on [`DEFAULT_SERVER`] and [`DEFAULT_CONTROLLER`] for `cargo xtask
+//!    test-server`, where the tests look when nothing else is set.
+//! 3. `wasm-pack test --headless --chrome --mode no-install keepalive-client`: the
+//!    command its users know (`--mode no-install`: the tools setup installed, nothing
+//!    downloaded), with `KEEPALIVE_TEST_SERVER`, `KEEPALIVE_TEST_CONTROLLER` and
+//!    `KEEPALIVE_TEST_CHAOS_TOKEN` for the compile, and `WASM_BINDGEN_TEST_TIMEOUT`.
 //! 4. Always stop the server and the controller (guards' `Drop`, also on failure); on a
-//!    failure print the tail of the server log. Print the build and run wall times.
+//!    failure print the tail of the server log. Print the wall time.
 //!
 //! The server's output goes to `<target>/browser-tests/server.log`.
 
@@ -25,12 +26,20 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::cmd::Cmd;
 use crate::controller::Controller;
 use crate::error::{Error, Result, bail};
-use crate::setup::{self, WASM_TARGET};
+use crate::setup;
 use crate::supervisor::{ServerSpec, Supervisor};
 use crate::workspace::Workspace;
 
 /// The browser client package whose tests run in the browser.
-const PACKAGE: &str = "client-wasm";
+const PACKAGE: &str = "keepalive-client";
+
+/// Where `cargo xtask test-server` listens, and where the tests look by default
+/// (`keepalive-client/tests/support/mod.rs` has the same three values).
+pub const DEFAULT_SERVER: &str = "127.0.0.1:18350";
+/// The test controller of `cargo xtask test-server`.
+pub const DEFAULT_CONTROLLER: &str = "127.0.0.1:18351";
+/// The chaos token of `cargo xtask test-server` (it listens on 127.0.0.1 only).
+pub const DEFAULT_CHAOS_TOKEN: &str = "keepalive-test-server";
 
 /// Server flags for the browser tests (after `--listen`). The test page is served by
 /// wasm-bindgen-test-runner on its own origin, so every call is cross-origin.
@@ -51,20 +60,12 @@ pub const SERVER_FLAGS: &[&str] = &[
     // Traffic on the feed.
     "--tick-interval",
     "500ms",
+    "--chaos",
 ];
 
 /// Per-test-binary timeout of wasm-bindgen-test-runner (its default, 20 s, is too short
 /// for tests that wait for keepalive timeouts).
 const TEST_TIMEOUT_SECS: &str = "300";
-
-/// Wall times of the step's two phases.
-#[derive(Debug, Clone, Copy)]
-pub struct Times {
-    /// Building the wasm tests.
-    pub build: Duration,
-    /// Running them in the browser.
-    pub run: Duration,
-}
 
 /// Kills the supervised server when dropped (the controller's threads may hold the
 /// supervisor a moment longer; the process must not wait for them).
@@ -72,157 +73,218 @@ struct KillOnDrop(Arc<Mutex<Supervisor>>);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .kill();
+        lock(&self.0).kill();
+    }
+}
+
+fn lock(supervisor: &Mutex<Supervisor>) -> std::sync::MutexGuard<'_, Supervisor> {
+    supervisor
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The browser tests' server and its controller; both stop when this is dropped.
+pub struct TestServer {
+    supervisor: Arc<Mutex<Supervisor>>,
+    // Field order: the controller stops before the server is killed.
+    controller: Controller,
+    _kill: KillOnDrop,
+    /// `http://ADDR` of the server.
+    pub server_url: String,
+    /// Its `--chaos-token`.
+    pub chaos_token: String,
+    /// Where its output goes.
+    pub log_file: PathBuf,
+}
+
+impl TestServer {
+    /// Starts the debug server (with [`SERVER_FLAGS`], chaos with `chaos_token`, a fresh
+    /// file-backed event log) on `listen`, and the controller on `controller`.
+    pub fn start(
+        ws: &Workspace,
+        listen: &str,
+        controller: &str,
+        chaos_token: &str,
+    ) -> Result<Self> {
+        let target_dir = ws.target_dir();
+        let server_bin = target_dir
+            .join("debug")
+            .join(format!("server{}", std::env::consts::EXE_SUFFIX));
+        if !server_bin.is_file() {
+            bail!(
+                "no server binary at {}: build it first (`cargo build -p server --bin server`)",
+                server_bin.display()
+            );
+        }
+        let mut args: Vec<String> = SERVER_FLAGS.iter().map(|s| (*s).to_owned()).collect();
+        args.extend(["--chaos-token".to_owned(), chaos_token.to_owned()]);
+        // A file-backed event log, fresh for each run: a restarted server keeps the
+        // sequence space, so a resumed stream can be checked for "nothing lost, nothing
+        // twice".
+        let event_log = target_dir.join("browser-tests").join("events.log");
+        let _ = std::fs::remove_file(&event_log);
+        args.extend(["--event-log".to_owned(), event_log.display().to_string()]);
+
+        let log_file = target_dir.join("browser-tests").join("server.log");
+        let supervisor = Supervisor::new(
+            ServerSpec {
+                program: server_bin,
+                args,
+                env: Vec::new(),
+                dir: ws.root.clone(),
+            },
+            Some(&log_file),
+        )?
+        .listen_on(listen);
+        let supervisor = Arc::new(Mutex::new(supervisor));
+        let kill = KillOnDrop(supervisor.clone());
+        let server_url = {
+            let mut sup = lock(&supervisor);
+            sup.start()?;
+            match sup.addr() {
+                Some(addr) => format!("http://{addr}"),
+                None => bail!("the server started but its address is unknown"),
+            }
+        };
+        let controller = Controller::start(supervisor.clone(), controller)?;
+        Ok(TestServer {
+            supervisor,
+            controller,
+            _kill: kill,
+            server_url,
+            chaos_token: chaos_token.to_owned(),
+            log_file,
+        })
+    }
+
+    /// `http://ADDR` of the controller.
+    pub fn controller_url(&self) -> String {
+        self.controller.url()
+    }
+
+    /// The last `n` lines the server wrote.
+    pub fn log_tail(&self, n: usize) -> Vec<String> {
+        lock(&self.supervisor).log_tail(n)
     }
 }
 
 /// Runs the browser tests; see the module docs. `test_args` go to the wasm `cargo test`
-/// (e.g. a test name filter).
-pub fn run(ws: &Workspace, target_dir: &Path, test_args: &[OsString]) -> Result<Times> {
-    run_with(ws, target_dir, test_args, &[], TEST_TIMEOUT_SECS)
+/// (e.g. a test name filter). Returns the wall time.
+pub fn run(ws: &Workspace, test_args: &[OsString]) -> Result<Duration> {
+    run_with(ws, test_args, &[], TEST_TIMEOUT_SECS)
 }
 
 /// [`run`] with extra compile-time variables for the tests (`cargo xtask soak` sets the
 /// number of faults) and a per-test-binary timeout in seconds.
 pub fn run_with(
     ws: &Workspace,
-    target_dir: &Path,
     test_args: &[OsString],
     test_env: &[(&str, String)],
     timeout_secs: &str,
-) -> Result<Times> {
-    let runner_version = check_test_runner(ws)?;
-    let chromedriver = check_chromedriver()?;
-
-    let server_bin = target_dir
-        .join("debug")
-        .join(format!("server{}", std::env::consts::EXE_SUFFIX));
-    if !server_bin.is_file() {
-        bail!(
-            "no server binary at {}: build it first (`cargo build -p server --bin server`)",
-            server_bin.display()
-        );
-    }
-    let token = random_token();
-    let mut args: Vec<String> = SERVER_FLAGS.iter().map(|s| (*s).to_owned()).collect();
-    let chaos = chaos_flags(&server_bin, &token);
-    let chaos_token = (!chaos.is_empty()).then_some(token);
-    args.extend(chaos);
-    // A file-backed event log, fresh for each run: a restarted server keeps the sequence
-    // space, so a resumed stream can be checked for "nothing lost, nothing twice".
-    let event_log = target_dir.join("browser-tests").join("events.log");
-    let _ = std::fs::remove_file(&event_log);
-    args.extend(["--event-log".to_owned(), event_log.display().to_string()]);
-
-    let log_file = target_dir.join("browser-tests").join("server.log");
-    let supervisor = Supervisor::new(
-        ServerSpec {
-            program: server_bin,
-            args,
-            env: Vec::new(),
-            dir: ws.root.clone(),
-        },
-        Some(&log_file),
-    )?;
-    let supervisor = Arc::new(Mutex::new(supervisor));
-    // Declared before the controller: dropped after it, and always.
-    let _kill_server = KillOnDrop(supervisor.clone());
-    let server_url = {
-        let mut sup = supervisor
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        sup.start()?;
-        match sup.addr() {
-            Some(addr) => format!("http://{addr}"),
-            None => bail!("the server started but its address is unknown"),
-        }
-    };
-    let controller = Controller::start(supervisor.clone())?;
-
-    println!("server:          {server_url} (log: {})", ws.rel(&log_file));
-    println!("test controller: {}", controller.url());
+) -> Result<Duration> {
+    let (tools, chromedriver) = check_tools(ws)?;
+    let server = TestServer::start(ws, "127.0.0.1:0", "127.0.0.1:0", &random_token())?;
     println!(
-        "test runner:     {runner_version}, {}",
-        chromedriver.display()
+        "server:          {} (log: {})",
+        server.server_url,
+        ws.rel(&server.log_file)
     );
-    match &chaos_token {
-        Some(_) => println!("chaos:           on (token in KEEPALIVE_TEST_CHAOS_TOKEN)"),
-        None => println!("chaos:           off (the server has no --chaos-token flag yet)"),
-    }
+    println!("test controller: {}", server.controller_url());
+    println!("test runner:     {tools}");
 
-    let webdriver_json = ws.root.join(PACKAGE).join("webdriver.json");
-    let cargo_test = |no_run: bool| {
-        let mut cmd = ws
-            .cargo()
-            .args(["test", "--target", WASM_TARGET, "-p", PACKAGE]);
-        // Every test binary unless the arguments name one (`cargo xtask soak`).
-        if !test_args.iter().any(|a| a == "--test") {
-            cmd = cmd.arg("--tests");
-        }
-        cmd = cmd
-            // Every test binary (one browser page each) runs, even after a failure.
-            .arg("--no-fail-fast");
-        if no_run {
-            cmd = cmd.arg("--no-run");
-        }
-        cmd = cmd
-            .args(test_args)
-            .env("KEEPALIVE_TEST_SERVER", &server_url)
-            .env("KEEPALIVE_TEST_CONTROLLER", controller.url());
-        for (key, value) in test_env {
-            cmd = cmd.env(key, value);
-        }
-        cmd = match &chaos_token {
-            Some(token) => cmd.env("KEEPALIVE_TEST_CHAOS_TOKEN", token),
-            None => cmd.env_remove("KEEPALIVE_TEST_CHAOS_TOKEN"),
-        };
-        cmd.env(
-            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-            "wasm-bindgen-test-runner",
-        )
-        .env("CHROMEDRIVER", &chromedriver)
+    let mut cmd = wasm_pack_test(&chromedriver, test_args)
+        .env("KEEPALIVE_TEST_SERVER", &server.server_url)
+        .env("KEEPALIVE_TEST_CONTROLLER", server.controller_url())
+        .env("KEEPALIVE_TEST_CHAOS_TOKEN", &server.chaos_token)
         .env("WASM_BINDGEN_TEST_TIMEOUT", timeout_secs)
-        .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", &webdriver_json)
-        // The runner would pick these drivers before CHROMEDRIVER.
+        .dir(&ws.root);
+    for (key, value) in test_env {
+        cmd = cmd.env(key, value);
+    }
+    let start = Instant::now();
+    let result = cmd.run();
+    let wall = start.elapsed();
+    println!(
+        "browser tests: wasm build + run in headless Chromium {:.1}s (wall clock)",
+        wall.as_secs_f64()
+    );
+    if let Err(err) = result {
+        println!(
+            "\nlast lines of the server log ({}):",
+            ws.rel(&server.log_file)
+        );
+        for line in server.log_tail(40) {
+            println!("  {line}");
+        }
+        return Err(err);
+    }
+    Ok(wall)
+}
+
+/// `wasm-pack test --headless --chrome --mode no-install keepalive-client ARGS`
+/// (wasm-pack builds with `--tests` itself), with the environment cleared of what would pick another browser.
+fn wasm_pack_test(chromedriver: &Path, test_args: &[OsString]) -> Cmd {
+    let cmd = Cmd::new("wasm-pack")
+        .args(["test", "--headless", "--chrome", "--chromedriver"])
+        .arg(chromedriver)
+        .args(["--mode", "no-install", PACKAGE]);
+    // wasm-pack hands the arguments to `cargo build --tests` as well as to `cargo test`:
+    // only what both take (no `--no-fail-fast`).
+    cmd.args(test_args)
+        // The runner would pick these drivers before chromedriver.
         .env_remove("GECKODRIVER")
         .env_remove("SAFARIDRIVER")
         .env_remove("GECKODRIVER_REMOTE")
         .env_remove("SAFARIDRIVER_REMOTE")
         .env_remove("CHROMEDRIVER_REMOTE")
         .env_remove("NO_HEADLESS")
-    };
-
-    let start = Instant::now();
-    cargo_test(true).run()?;
-    let build = start.elapsed();
-    let start = Instant::now();
-    let result = cargo_test(false).run();
-    let run = start.elapsed();
-    let times = Times { build, run };
-    print_times(&times);
-
-    if let Err(err) = result {
-        let sup = supervisor
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        println!("\nlast lines of the server log ({}):", ws.rel(&log_file));
-        for line in sup.log_tail(40) {
-            println!("  {line}");
-        }
-        return Err(err);
-    }
-    Ok(times)
 }
 
-fn print_times(times: &Times) {
+/// `cargo xtask test-server`: the browser tests' server and controller on their default
+/// addresses until Ctrl-C, for `wasm-pack test --headless --chrome keepalive-client` by
+/// hand.
+pub fn serve(ws: &Workspace) -> Result<()> {
+    setup::run(ws, setup::Setup { browser: true })?;
+    ws.cargo()
+        .args(["build", "-p", "server", "--bin", "server"])
+        .run()?;
+    let (tools, _) = check_tools(ws)?;
+    let server = TestServer::start(ws, DEFAULT_SERVER, DEFAULT_CONTROLLER, DEFAULT_CHAOS_TOKEN)?;
+    println!();
     println!(
-        "browser tests: wasm build {:.1}s, run in headless Chromium {:.1}s (wall clock)",
-        times.build.as_secs_f64(),
-        times.run.as_secs_f64()
+        "test server:     {} (log: {})",
+        server.server_url,
+        ws.rel(&server.log_file)
     );
+    println!("test controller: {}", server.controller_url());
+    println!("test runner:     {tools}");
+    println!();
+    println!("In another terminal, the browser tests (Ctrl-C here stops the server):");
+    println!(
+        "    WASM_BINDGEN_TEST_TIMEOUT={TEST_TIMEOUT_SECS} wasm-pack test --headless --chrome keepalive-client"
+    );
+    println!("or one test file, one test:");
+    println!("    wasm-pack test --headless --chrome keepalive-client --test keepalive -- stalled");
+    // Ctrl-C reaches the server too (same process group): it drains and exits.
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Checks wasm-pack, the test runner and chromedriver; describes them, and returns the
+/// chromedriver.
+fn check_tools(ws: &Workspace) -> Result<(String, PathBuf)> {
+    let Some(wasm_pack) = Cmd::new("wasm-pack")
+        .arg("--version")
+        .probe()
+        .map(|v| v.trim().to_owned())
+    else {
+        bail!("`wasm-pack` does not run: install it with `cargo xtask setup --browser`");
+    };
+    let runner = check_test_runner(ws)?;
+    let chromedriver = check_chromedriver()?;
+    let description = format!("{wasm_pack}, {runner}, {}", chromedriver.display());
+    Ok((description, chromedriver))
 }
 
 /// `wasm-bindgen-test-runner --version` must name the `wasm-bindgen` of `Cargo.lock`.
@@ -298,31 +360,6 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// The chaos flags for this server: `--chaos` and `--chaos-token TOKEN` if its `--help`
-/// lists them, else none (chaos is being added to the server).
-fn chaos_flags(server: &Path, token: &str) -> Vec<String> {
-    let help = Cmd::new(server).arg("--help").probe().unwrap_or_default();
-    let mut flags = Vec::new();
-    if has_flag(&help, "--chaos-token") {
-        if has_flag(&help, "--chaos") {
-            flags.push("--chaos".to_owned());
-        }
-        flags.push("--chaos-token".to_owned());
-        flags.push(token.to_owned());
-    }
-    flags
-}
-
-/// Whether `help` lists `flag` itself (not merely a longer flag starting with it).
-fn has_flag(help: &str, flag: &str) -> bool {
-    help.match_indices(flag).any(|(i, _)| {
-        help[i + flag.len()..]
-            .chars()
-            .next()
-            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-    })
-}
-
 /// 128 bits from std's randomly seeded hasher, as hex: a fresh chaos token per run.
 pub fn random_token() -> String {
     use std::hash::{BuildHasher, RandomState};
@@ -340,17 +377,6 @@ pub fn random_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_flags_in_help() {
-        let help = "  --chaos-token <TOKEN>\n          x\n  --chaos\n          y\n";
-        assert!(has_flag(help, "--chaos-token"));
-        assert!(has_flag(help, "--chaos"));
-        let only_token = "  --chaos-token <TOKEN>\n";
-        assert!(has_flag(only_token, "--chaos-token"));
-        assert!(!has_flag(only_token, "--chaos"));
-        assert!(!has_flag("--cors-allow-origin", "--chaos"));
-    }
 
     #[test]
     fn tokens_differ() {

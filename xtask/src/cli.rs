@@ -28,21 +28,22 @@ COMMANDS:
 
     test [--no-lint] [--no-browser | --browser-only] [-- CARGO_TEST_ARGS...]
         setup --browser, cargo fmt --check, cargo clippy -D warnings (native
-        and client-wasm on wasm32), build the server, cargo test --workspace,
-        then the browser tests: client-wasm's tests in headless Chromium
-        against a server started for them. Each step is timed; the first
-        failure stops.
+        and keepalive-client on wasm32), build the server, cargo test --workspace,
+        then the browser tests: keepalive-client's tests in headless Chromium
+        (wasm-pack test --headless --chrome) against a server started for
+        them. Each step is timed; the first failure stops.
         --no-lint: skip fmt and clippy.
         --no-browser: skip the browser setup and the browser tests.
         --browser-only: setup, build the server, browser tests; nothing else.
-        With the browser tests, the dashboard is built first (trunk build
-        --release) for its end-to-end test (tests/tests/dashboard_e2e.rs).
+        With the browser tests, the dashboard and the example's pages are
+        built first for their end-to-end tests (tests/tests/dashboard_e2e.rs,
+        tests/tests/example_pages.rs).
         Arguments after -- go to `cargo test --workspace` (with
         --browser-only: to the wasm `cargo test`, e.g. a test name).
         The native tests get KEEPALIVE_PYTHON, KEEPALIVE_PEER,
-        KEEPALIVE_SERVER_BIN; the browser tests, at compile time,
-        KEEPALIVE_TEST_SERVER, KEEPALIVE_TEST_CONTROLLER and (when the server
-        has chaos) KEEPALIVE_TEST_CHAOS_TOKEN.
+        KEEPALIVE_SERVER_BIN, KEEPALIVE_PRICES_BIN; the browser tests, at
+        compile time, KEEPALIVE_TEST_SERVER, KEEPALIVE_TEST_CONTROLLER and
+        KEEPALIVE_TEST_CHAOS_TOKEN (without them: test-server's addresses).
 
     demo [--listen ADDR] [--tls] [-- SERVER_ARGS...]
         setup (with trunk, wasm-bindgen and wasm-opt), build the dashboard
@@ -68,9 +69,24 @@ COMMANDS:
         --only: some of capacity, overhead, detection, recovery, fanout, sizes.
 
     client
-        Build the browser client for plain JavaScript: release wasm,
-        wasm-bindgen --target web (ES module + TypeScript types) and
-        wasm-opt -Oz into target/client-wasm/pkg; prints the sizes.
+        Build the browser client as an npm package for TypeScript and
+        JavaScript: release wasm with the JS bindings, wasm-bindgen --target
+        web (ES module + TypeScript types), wasm-opt -Oz, and the connect-es
+        transport (keepalive-client/js/index.ts, compiled with tsc) into
+        target/keepalive-client/pkg; prints the sizes.
+
+    example [--listen ADDR]
+        Build the example's two pages (examples/prices/web-rust with Trunk,
+        examples/prices/web-ts with buf + protoc-gen-es, tsc and esbuild) into
+        target/prices-pages and run the example server with them on ADDR
+        (default 127.0.0.1:8090): the Rust page at /rust/, the TypeScript page
+        at /ts/. Ctrl-C stops it.
+
+    test-server
+        The browser tests' server and test controller on fixed addresses
+        (127.0.0.1:18350 and :18351) until Ctrl-C, so that in another
+        terminal `wasm-pack test --headless --chrome keepalive-client` runs
+        the browser suite by hand (the same command `cargo xtask test` runs).
 
     fuzz [--seconds N]
         The long run of the fuzz harnesses (tests/tests/fuzz.rs: the HTTP/2
@@ -80,7 +96,7 @@ COMMANDS:
         `cargo xtask test` runs the same harnesses for a few seconds.
 
     soak [--faults N] [--seed S]
-        The full chaos soak in headless Chromium (client-wasm/tests/soak.rs):
+        The full chaos soak in headless Chromium (keepalive-client/tests/soak.rs):
         the wasm client subscribed and publishing while the server is dropped,
         stalled, refused, GOAWAYed, killed and restarted at random, N times
         (default 100); then lost = 0, duplicated = 0, READY, connections and
@@ -104,6 +120,10 @@ pub enum Task {
     Demo(DemoOptions),
     /// `cargo xtask client`.
     Client,
+    /// `cargo xtask example`, on this address.
+    Example(String),
+    /// `cargo xtask test-server`.
+    TestServer,
     /// `cargo xtask fuzz`.
     Fuzz(FuzzOptions),
     /// `cargo xtask soak`.
@@ -173,6 +193,33 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task> {
                 bail!("unknown option `{other}` for `cargo xtask client`");
             }
             Ok(Task::Client)
+        }
+        "test-server" => {
+            no_passthrough("test-server")?;
+            if let Some(other) = options.first() {
+                bail!("unknown option `{other}` for `cargo xtask test-server`");
+            }
+            Ok(Task::TestServer)
+        }
+        "example" => {
+            no_passthrough("example")?;
+            let mut listen = crate::example::DEFAULT_LISTEN.to_owned();
+            let mut options = options.into_iter();
+            while let Some(option) = options.next() {
+                match option.as_str() {
+                    "--listen" => match options.next() {
+                        Some(addr) => listen = addr,
+                        None => {
+                            bail!("`--listen` needs an address, e.g. `--listen 127.0.0.1:8090`")
+                        }
+                    },
+                    other => match other.strip_prefix("--listen=") {
+                        Some(addr) => addr.clone_into(&mut listen),
+                        None => bail!("unknown option `{other}` for `cargo xtask example`"),
+                    },
+                }
+            }
+            Ok(Task::Example(listen))
         }
         "setup" => {
             no_passthrough("setup")?;
@@ -370,6 +417,12 @@ mod tests {
             }))
         );
         assert!(parse_str(&["bench", "--only"]).is_err());
+        assert_eq!(
+            parse_str(&["example", "--listen", "127.0.0.1:1"]).ok(),
+            Some(Task::Example("127.0.0.1:1".into()))
+        );
+        assert_eq!(parse_str(&["test-server"]).ok(), Some(Task::TestServer));
+        assert!(parse_str(&["test-server", "--x"]).is_err());
         assert!(parse_str(&["bench", "--fast"]).is_err());
     }
 

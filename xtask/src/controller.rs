@@ -43,10 +43,11 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// Listens on `127.0.0.1:0` and serves requests for `supervisor`, one thread each.
-    pub fn start(supervisor: Arc<Mutex<Supervisor>>) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| Error::new(format!("test controller: cannot listen: {e}")))?;
+    /// Listens on `listen` (`127.0.0.1:0`: a free port) and serves requests for
+    /// `supervisor`, one thread each.
+    pub fn start(supervisor: Arc<Mutex<Supervisor>>, listen: &str) -> Result<Self> {
+        let listener = TcpListener::bind(listen)
+            .map_err(|e| Error::new(format!("test controller: cannot listen on {listen}: {e}")))?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::new(format!("test controller: {e}")))?;
@@ -321,7 +322,7 @@ mod tests {
             Supervisor::new(fake_spec("ctl.sh"), None).expect("supervisor"),
         ));
         lock(&supervisor).start().expect("start");
-        let controller = Controller::start(supervisor.clone()).expect("controller");
+        let controller = Controller::start(supervisor.clone(), "127.0.0.1:0").expect("controller");
         assert!(controller.url().starts_with("http://127.0.0.1:"));
 
         let status = request(&controller, "GET", "/status");

@@ -14,6 +14,11 @@
 //! - `cargo xtask demo [--listen ADDR] [-- ARGS]`: build the dashboard and the
 //!   release server, run it with demo settings (restarted on request), print
 //!   the page's URL.
+//! - `cargo xtask client`: the browser client as an npm package (connect-es transport).
+//! - `cargo xtask example [--listen ADDR]`: the example's Rust and TypeScript pages,
+//!   served by the example server.
+//! - `cargo xtask test-server`: the browser tests' server on fixed addresses, for
+//!   `wasm-pack test --headless --chrome keepalive-client` by hand.
 //! - `cargo xtask fuzz [--seconds N]`: the long run of the fuzz harnesses.
 //! - `cargo xtask bench [--quick] [--only ...]`: measure capacity, overhead,
 //!   detection, recovery, fan-out and sizes (issue 5); markdown and JSON.
@@ -32,14 +37,15 @@
 //! - [`workspace`]: paths (root, `.tools/`, the venv, the target dir) and `$CARGO`.
 //! - [`setup`]: `cargo xtask setup`, one function per installed thing.
 //! - [`mod@test`]: `cargo xtask test`, timed steps and a summary.
-//! - [`browser`]: the browser test step (server + test controller + wasm tests
-//!   in headless Chromium).
+//! - [`browser`]: the browser test step (server + test controller + `wasm-pack test` in
+//!   headless Chromium) and `cargo xtask test-server`.
 //! - [`supervisor`]: owns the browser tests' server process (start on a free
 //!   port, restart on the same port, kill, stop, captured log).
 //! - [`controller`]: the test controller, a std-only HTTP endpoint through
 //!   which browser tests kill and restart that server.
 //! - [`demo`]: `cargo xtask demo`.
-//! - [`page`]: the dashboard built with Trunk (for `demo` and `test`).
+//! - [`page`]: Trunk builds (the dashboard for `demo` and `test`) and wasm sizes.
+//! - [`example`]: the example's pages (Trunk; buf, tsc, esbuild) and `cargo xtask example`.
 //! - [`bench`]: `cargo xtask bench`, its child processes and its report.
 //! - [`fuzz`]: `cargo xtask fuzz`.
 //! - [`soak`]: `cargo xtask soak`.
@@ -52,6 +58,7 @@ mod cmd;
 mod controller;
 mod demo;
 mod error;
+mod example;
 mod fuzz;
 mod page;
 mod setup;
@@ -76,6 +83,8 @@ fn run(task: Task) -> Result<()> {
         Task::Test(options) => test::run(&Workspace::locate()?, &options),
         Task::Demo(options) => demo::run(&Workspace::locate()?, &options),
         Task::Client => client::run(&Workspace::locate()?),
+        Task::Example(listen) => example::run(&Workspace::locate()?, &listen),
+        Task::TestServer => browser::serve(&Workspace::locate()?),
         Task::Bench(options) => bench::run(&Workspace::locate()?, &options),
         Task::Fuzz(options) => fuzz::run(&Workspace::locate()?, &options),
         Task::Soak(options) => soak::run(&Workspace::locate()?, &options),

@@ -32,6 +32,17 @@ pub fn dist_dir(ws: &Workspace) -> PathBuf {
 /// Builds the page (release: what the demo serves and the browser test opens); returns
 /// its directory.
 pub fn build(ws: &Workspace) -> Result<PathBuf> {
+    trunk_build(ws, &ws.root)?;
+    let dist = dist_dir(ws);
+    if !dist.join("index.html").is_file() {
+        bail!("trunk finished but {} has no index.html", ws.rel(&dist));
+    }
+    Ok(dist)
+}
+
+/// `trunk build --release` in `dir` (its `Trunk.toml` says what and where), offline, with
+/// binaryen's `wasm-opt` first on `PATH`.
+pub fn trunk_build(ws: &Workspace, dir: &Path) -> Result<()> {
     // Trunk runs cargo offline: make sure every crate (the wasm32-only ones too) is here.
     ws.cargo().arg("fetch").run()?;
     let wasm_opt_dir = ws.wasm_opt_bin_dir();
@@ -48,16 +59,11 @@ pub fn build(ws: &Workspace) -> Result<PathBuf> {
     }
     Cmd::new("trunk")
         .args(["build", "--release"])
-        .dir(&ws.root)
+        .dir(dir)
         .env("PATH", path)
         .env("TRUNK_SKIP_VERSION_CHECK", "true")
         .env("NO_COLOR", "true")
-        .run()?;
-    let dist = dist_dir(ws);
-    if !dist.join("index.html").is_file() {
-        bail!("trunk finished but {} has no index.html", ws.rel(&dist));
-    }
-    Ok(dist)
+        .run()
 }
 
 /// The sizes of the `.wasm` in `dist` (Trunk names it `web-<hash>_bg.wasm`).
@@ -69,16 +75,22 @@ pub fn wasm_sizes(dist: &Path) -> Result<Sizes> {
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "wasm"))
         .ok_or_else(|| Error::new(format!("no .wasm in {}", dist.display())))?;
-    let raw = std::fs::metadata(&wasm)
-        .map_err(|e| Error::new(format!("cannot read {}: {e}", wasm.display())))?
+    file_sizes(&wasm)
+}
+
+/// The size of a file, raw and `gzip -9` (xtask has no compression library: std only).
+pub fn file_sizes(file: &Path) -> Result<Sizes> {
+    let raw = std::fs::metadata(file)
+        .map_err(|e| Error::new(format!("cannot read {}: {e}", file.display())))?
         .len();
     let gzip = match std::process::Command::new("gzip")
         .args(["-9", "-c"])
-        .arg(&wasm)
+        .arg(file)
         .output()
     {
         Ok(out) if out.status.success() => out.stdout.len() as u64,
-        _ => bail!("cannot gzip {}", wasm.display()),
+        Ok(out) => bail!("gzip failed: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(e) => bail!("cannot run gzip on {}: {e}", file.display()),
     };
     Ok(Sizes { raw, gzip })
 }

@@ -16,7 +16,10 @@
 //!   (`cargo install` without `--locked`: its lockfile wants a crate this
 //!   registry lacks);
 //! - `wasm-pack` and `trunk` (`cargo install --locked`);
-//! - `wasm-opt` from npm's `binaryen` into `.tools/binaryen` (never Debian's).
+//! - `wasm-opt` from npm's `binaryen` into `.tools/binaryen` (never Debian's);
+//! - the TypeScript toolchain (tsc, esbuild, buf + protoc-gen-es, connect-es) into
+//!   `.tools/js` with `npm ci` of `xtask/js-tools` (skipped when its stamp holds the same
+//!   lock file).
 
 use std::fs;
 use std::path::Path;
@@ -59,6 +62,7 @@ pub fn run(ws: &Workspace, setup: Setup) -> Result<()> {
         wasm_pack(ws)?;
         trunk(ws)?;
         binaryen(ws)?;
+        js_tools(ws)?;
     }
     Ok(())
 }
@@ -69,6 +73,13 @@ pub fn page_tools(ws: &Workspace) -> Result<()> {
     wasm_bindgen_cli(ws)?;
     trunk(ws)?;
     binaryen(ws)
+}
+
+/// What building the npm package needs (`cargo xtask client`): the page tools and the
+/// TypeScript toolchain.
+pub fn package_tools(ws: &Workspace) -> Result<()> {
+    page_tools(ws)?;
+    js_tools(ws)
 }
 
 /// Prints one progress line.
@@ -412,6 +423,48 @@ fn binaryen(ws: &Workspace) -> Result<()> {
             wasm_opt.display()
         ),
     }
+    Ok(())
+}
+
+/// The TypeScript toolchain: `npm ci` of `xtask/js-tools` into `.tools/js`.
+fn js_tools(ws: &Workspace) -> Result<()> {
+    const STEP: &str = "typescript tools";
+    let src = ws.js_tools_manifest_dir();
+    let dir = ws.js_tools_dir();
+    let read = |p: &Path| {
+        fs::read_to_string(p).map_err(|e| Error::new(format!("cannot read {}: {e}", p.display())))
+    };
+    let manifest = read(&src.join("package.json"))?;
+    let lock = read(&src.join("package-lock.json"))?;
+    let stamp = dir.join(".installed");
+    let tsc = ws.js_bin_dir().join("tsc");
+    if tsc.is_file() && fs::read_to_string(&stamp).is_ok_and(|s| s == lock) {
+        report(
+            STEP,
+            format_args!("ok (already installed in {})", ws.rel(&dir)),
+        );
+        return Ok(());
+    }
+    report(
+        STEP,
+        format_args!("installing xtask/js-tools into {}", ws.rel(&dir)),
+    );
+    fs::create_dir_all(&dir)
+        .map_err(|e| Error::new(format!("cannot create {}: {e}", dir.display())))?;
+    let write = |p: &Path, text: &str| {
+        fs::write(p, text).map_err(|e| Error::new(format!("cannot write {}: {e}", p.display())))
+    };
+    write(&dir.join("package.json"), &manifest)?;
+    write(&dir.join("package-lock.json"), &lock)?;
+    Cmd::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .dir(&dir)
+        .run()?;
+    if !tsc.is_file() {
+        bail!("npm ci in {} did not install tsc", dir.display());
+    }
+    write(&stamp, &lock)?;
+    report(STEP, "ok (installed)");
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! `cargo xtask soak [--faults N] [--seed S]`: the full chaos soak in a real browser.
 //!
-//! The soak itself is a browser test (`client-wasm/tests/soak.rs`): a headless Chromium
+//! The soak itself is a browser test (`keepalive-client/tests/soak.rs`): a headless Chromium
 //! page with the wasm client subscribed and publishing while the server is dropped,
 //! stalled, refused, GOAWAYed, killed and restarted at random, then checked for lost or
 //! duplicated events, a client stuck outside READY, leftover connections and server
@@ -40,7 +40,6 @@ pub fn run(ws: &Workspace, opts: &SoakOptions) -> Result<()> {
     ws.cargo()
         .args(["build", "-p", "server", "--bin", "server"])
         .run()?;
-    let target_dir = ws.target_dir();
     let mut env = vec![("KEEPALIVE_SOAK_FAULTS", opts.faults.to_string())];
     if let Some(seed) = opts.seed {
         env.push(("KEEPALIVE_SOAK_SEED", seed.to_string()));
@@ -51,5 +50,5 @@ pub fn run(ws: &Workspace, opts: &SoakOptions) -> Result<()> {
         .iter()
         .map(OsString::from)
         .collect();
-    browser::run_with(ws, &target_dir, &args, &env, &timeout).map(|_times| ())
+    browser::run_with(ws, &args, &env, &timeout).map(|_wall| ())
 }

@@ -5,19 +5,21 @@
 //!
 //! 1. setup, with the browser toolchain (the browser tests are part of the run);
 //! 2. `cargo fmt --all -- --check`,
-//!    `cargo clippy --workspace --all-targets -- -D warnings` and the same for
-//!    `client-wasm` on `wasm32-unknown-unknown` (skipped with `--no-lint`);
-//!    then `cargo doc --no-deps` of every crate (the browser ones for wasm32) with
-//!    `RUSTDOCFLAGS=-D warnings`;
+//!    `cargo clippy --workspace --all-targets -- -D warnings` and the same for the
+//!    browser crates on `wasm32-unknown-unknown` (`keepalive-client` with its `js`
+//!    feature) (skipped with `--no-lint`); then `cargo doc --no-deps` of every crate
+//!    (the browser ones for wasm32) with `RUSTDOCFLAGS=-D warnings`;
 //! 3. `cargo build` of the `server` and `prices-server` binaries, so integration tests can
 //!    start them;
 //! 4. with the browser tests: `trunk build --release` of the dashboard
 //!    ([`crate::page`]), which `tests/tests/dashboard_e2e.rs` opens in headless
-//!    Chromium (it gets `KEEPALIVE_DASHBOARD_E2E=require` and `KEEPALIVE_WEB_DIST`);
+//!    Chromium (it gets `KEEPALIVE_DASHBOARD_E2E=require` and `KEEPALIVE_WEB_DIST`), and
+//!    the example's two pages ([`crate::example`]) for `tests/tests/example_pages.rs`
+//!    (`KEEPALIVE_PAGES_E2E=require`, `KEEPALIVE_PAGES_DIST`);
 //! 5. `cargo test --workspace` (plus any arguments given after `--`), with the
 //!    environment in [`test_env`];
-//! 6. the browser tests ([`crate::browser`]): `client-wasm`'s tests in headless
-//!    Chromium against the real server (skipped with `--no-browser`).
+//! 6. the browser tests ([`crate::browser`]): `wasm-pack test --headless --chrome
+//!    keepalive-client` against the real server (skipped with `--no-browser`).
 //!
 //! `--browser-only` runs setup, the server build and the browser tests only.
 //! A summary of the steps and their times closes the run.
@@ -28,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use crate::browser;
 use crate::error::{Error, Result, bail};
+use crate::example;
 use crate::page;
 use crate::setup::{self, Setup};
 use crate::workspace::Workspace;
@@ -179,14 +182,18 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
         "-D",
         "warnings",
     ]);
-    // The browser client and the dashboard are mostly wasm-only code: lint them as the
-    // browser builds them.
+    // The browser client, the dashboard and the example's Rust page are mostly wasm-only
+    // code: lint them as the browser builds them, the client with its JS bindings.
     let clippy_wasm = ws.cargo().args([
         "clippy",
         "-p",
-        "client-wasm",
+        "keepalive-client",
+        "--features",
+        "keepalive-client/js",
         "-p",
         "web",
+        "-p",
+        "prices-web",
         "--target",
         setup::WASM_TARGET,
         "--all-targets",
@@ -204,14 +211,17 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
             "--exclude",
             "xtask",
             "--exclude",
-            "client-wasm",
+            "keepalive-client",
             "--exclude",
             "web",
+            "--exclude",
+            "prices-web",
         ])
         .env("RUSTDOCFLAGS", "-D warnings");
     let doc_wasm = ws
         .cargo()
-        .args(["doc", "--no-deps", "-p", "client-wasm", "-p", "web"])
+        .args(["doc", "--no-deps", "-p", "keepalive-client", "-p", "web"])
+        .args(["--features", "keepalive-client/js"])
         .args(["--target", setup::WASM_TARGET])
         .env("RUSTDOCFLAGS", "-D warnings");
     for lint in [fmt, clippy, clippy_wasm, doc, doc_wasm] {
@@ -267,6 +277,38 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
         );
         None
     };
+    // The example's pages, for tests/tests/example_pages.rs.
+    const EXAMPLE_STEP: &str = "the example's pages (examples/prices/web-rust, web-ts)";
+    let example_dist = if browser && !opts.browser_only {
+        let mut dist = None;
+        runner.step(EXAMPLE_STEP, || {
+            let pages = example::build(ws)?;
+            println!(
+                "example pages: {} (Rust page wasm {} bytes, {} gzip; TypeScript page wasm {} \
+                 bytes, {} gzip, main.js {} bytes, {} gzip)",
+                ws.rel(&pages.dist),
+                pages.rust_wasm.raw,
+                pages.rust_wasm.gzip,
+                pages.ts_wasm.raw,
+                pages.ts_wasm.gzip,
+                pages.ts_bundle.raw,
+                pages.ts_bundle.gzip
+            );
+            dist = Some(pages.dist);
+            Ok(())
+        })?;
+        dist
+    } else {
+        runner.skip(
+            EXAMPLE_STEP,
+            if browser {
+                "--browser-only"
+            } else {
+                "--no-browser"
+            },
+        );
+        None
+    };
     // The header names the command without the long environment; `run` echoes it in full.
     let name = format!(
         "cargo test --workspace{}",
@@ -290,10 +332,16 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
                 .env("KEEPALIVE_DASHBOARD_E2E", "require")
                 .env("KEEPALIVE_WEB_DIST", dist);
         }
+        if let Some(dist) = &example_dist {
+            test = test
+                .env("KEEPALIVE_PAGES_E2E", "require")
+                .env("KEEPALIVE_PAGES_DIST", dist);
+        }
         runner.step(name, || test.run())?;
     }
 
-    const BROWSER_STEP: &str = "browser tests (client-wasm, headless Chromium)";
+    const BROWSER_STEP: &str =
+        "browser tests (wasm-pack test --headless --chrome keepalive-client)";
     if browser {
         // With --browser-only the arguments after `--` go to the wasm `cargo test`.
         let browser_args: &[OsString] = if opts.browser_only {
@@ -302,7 +350,7 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
             &[]
         };
         runner.step(BROWSER_STEP, || {
-            browser::run(ws, &target_dir, browser_args).map(|_times| ())
+            browser::run(ws, browser_args).map(|_wall| ())
         })?;
     } else {
         runner.skip(BROWSER_STEP, "--no-browser");

@@ -91,6 +91,26 @@ impl Workspace {
         self.root.join("Cargo.lock")
     }
 
+    /// `.tools/js`: the TypeScript toolchain (`npm ci` of `xtask/js-tools`).
+    pub fn js_tools_dir(&self) -> PathBuf {
+        self.tools_dir().join("js")
+    }
+
+    /// Its `node_modules/.bin`: tsc, esbuild, buf, protoc-gen-es.
+    pub fn js_bin_dir(&self) -> PathBuf {
+        self.js_tools_dir().join("node_modules").join(".bin")
+    }
+
+    /// `xtask/js-tools`: the toolchain's pinned `package.json` and `package-lock.json`.
+    pub fn js_tools_manifest_dir(&self) -> PathBuf {
+        self.root.join("xtask").join("js-tools")
+    }
+
+    /// The root of the repository.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The cargo target directory, as `cargo metadata` reports it (honours
     /// `CARGO_TARGET_DIR` and config); falls back to `<root>/target`.
     pub fn target_dir(&self) -> PathBuf {

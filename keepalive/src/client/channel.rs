@@ -155,6 +155,16 @@ impl Channel {
         self.slot(stream).and_then(|s| s.cursor.resume_after())
     }
 
+    /// The log `stream`'s sequences belong to (from its last Welcome).
+    pub fn log_id(&self, stream: StreamId) -> Option<&str> {
+        self.slot(stream).and_then(|s| s.cursor.log_id())
+    }
+
+    /// Whether the channel keeps `stream` open (it was not removed, nor finished).
+    pub fn wants(&self, stream: StreamId) -> bool {
+        self.slot(stream).is_some_and(|s| s.wanted)
+    }
+
     /// The current call of `stream`, if it is open.
     pub fn open_call(&self, stream: StreamId) -> Option<CallId> {
         self.slot(stream).and_then(|s| s.open)

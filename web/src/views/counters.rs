@@ -2,7 +2,7 @@
 
 use crate::dom::{self, set_text};
 use crate::fmt;
-use client_wasm::Stats;
+use keepalive_client::Stats;
 use web_sys::Element;
 
 /// The counters' cells.

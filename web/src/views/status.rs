@@ -3,7 +3,7 @@
 
 use crate::dom::{self, set_attr, set_text};
 use crate::fmt;
-use client_wasm::{ConnectivityState, StateInfo};
+use keepalive_client::{ConnectivityState, StateInfo};
 use std::time::Duration;
 use web_sys::{Element, HtmlElement};
 

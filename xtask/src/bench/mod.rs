@@ -19,7 +19,9 @@
 //!   file-backed event log; READY again and the first resumed event, per session, and
 //!   the reconnect storm per 100 ms;
 //! - fan-out: events/s delivered to 1 000 subscribers of a fast ticker;
-//! - sizes: the client wasm (`cargo xtask client`) and the dashboard's wasm, raw and gzip.
+//! - sizes: the client library's wasm for a Rust-only page (the example's) and with the JS
+//!   bindings (`cargo xtask client`), the TypeScript page's bundle, the dashboard's wasm;
+//!   raw and gzip.
 //!
 //! # Layout
 //! - `mod.rs`: options, the scenarios, the tables and the JSON file.
@@ -987,91 +989,43 @@ fn fanout(ctx: &Ctx) -> Result<(String, String)> {
     ))
 }
 
-fn gzip_len(path: &Path) -> Option<u64> {
-    let out = std::process::Command::new("gzip")
-        .arg("-9")
-        .arg("-c")
-        .arg(path)
-        .output()
-        .ok()?;
-    out.status.success().then_some(out.stdout.len() as u64)
-}
-
 fn sizes(ctx: &Ctx) -> Result<(String, String)> {
     let mut md = String::from(
         "### Sizes (after wasm-bindgen and wasm-opt -Oz)\n\n| artifact | raw | gzip -9 |\n|---|---|---|\n",
     );
     let mut js = Vec::new();
     let kb = |b: u64| format!("{:.1} KB", b as f64 / 1000.0);
-    match crate::client::build(&ctx.ws) {
-        Ok((_, sizes)) => {
-            let _ = writeln!(
-                md,
-                "| client wasm (`target/client-wasm/pkg/client_wasm_bg.wasm`) | {} | {} |",
-                kb(sizes.raw),
-                kb(sizes.gzip)
-            );
-            js.push(format!(
-                "\"client\":{{\"raw\":{},\"gzip\":{}}}",
-                sizes.raw, sizes.gzip
-            ));
-        }
-        Err(e) => {
-            println!("  client wasm not built: {e}");
-            let _ = writeln!(
-                md,
-                "| client wasm | not built | (`cargo xtask setup --browser`) |"
-            );
-        }
-    }
-    let dist = ctx.ws.root.join("web/dist");
-    let wasm = std::fs::read_dir(&dist).ok().and_then(|d| {
-        d.filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|x| x == "wasm"))
-    });
-    match wasm {
-        Some(path) => {
-            // Shrink a copy as the client is shrunk, so the two are comparable.
-            let copy = ctx.out.join("dashboard.wasm");
-            let wasm_opt = ctx.ws.wasm_opt_bin_dir().join("wasm-opt");
-            let optimized = std::process::Command::new(&wasm_opt)
-                .args([
-                    "-Oz",
-                    "--enable-bulk-memory",
-                    "--enable-nontrapping-float-to-int",
-                    "-o",
-                ])
-                .arg(&copy)
-                .arg(&path)
-                .status()
-                .is_ok_and(|s| s.success());
-            let measured = if optimized { copy } else { path.clone() };
-            let raw_len = std::fs::metadata(&measured).map_or(0, |m| m.len());
-            let gz = gzip_len(&measured).unwrap_or(0);
-            let _ = writeln!(
-                md,
-                "| dashboard wasm (`web/dist/{}`{}) | {} | {} |",
-                path.file_name()
-                    .map_or(String::new(), |f| f.to_string_lossy().into_owned()),
-                if optimized {
-                    ""
-                } else {
-                    ", wasm-opt unavailable: as built"
-                },
-                kb(raw_len),
-                kb(gz)
-            );
-            js.push(format!(
-                "\"dashboard\":{{\"raw\":{raw_len},\"gzip\":{gz},\"wasm_opt\":{optimized}}}"
-            ));
-        }
-        None => {
-            let _ = writeln!(
-                md,
-                "| dashboard wasm | not built (no `web/dist/*.wasm`) | |"
-            );
-            js.push("\"dashboard\":null".into());
-        }
-    }
+    let mut row = |key: &str, what: &str, sizes: crate::page::Sizes| {
+        let _ = writeln!(md, "| {what} | {} | {} |", kb(sizes.raw), kb(sizes.gzip));
+        js.push(format!(
+            "\"{key}\":{{\"raw\":{},\"gzip\":{}}}",
+            sizes.raw, sizes.gzip
+        ));
+    };
+    // The client library as its users get it: a Rust-only page (the example's, no JS
+    // layer), and the npm package's wasm with the JS bindings plus the TypeScript page's
+    // bundle (connect-es, protobuf-es, generated code, the package's transport).
+    let pages = crate::example::build(&ctx.ws)?;
+    row(
+        "client_rust_page",
+        "Rust-only page: example prices-web (client library, tonic client, page code)",
+        pages.rust_wasm,
+    );
+    row(
+        "client_js_wasm",
+        "client wasm with the JS bindings (`target/keepalive-client/pkg`)",
+        pages.ts_wasm,
+    );
+    row(
+        "ts_page_bundle",
+        "TypeScript page bundle (example web-ts `main.js`, esbuild --minify)",
+        pages.ts_bundle,
+    );
+    let dashboard = crate::page::build(&ctx.ws)?;
+    row(
+        "dashboard",
+        "dashboard wasm (`web/dist`)",
+        crate::page::wasm_sizes(&dashboard)?,
+    );
     Ok((md, format!("{{{}}}", js.join(","))))
 }

@@ -19,14 +19,19 @@
 //! - [`builder`]: the server, put together.
 
 pub mod market;
+pub mod pages;
 
 use clap::Parser;
+use keepalive_proto::resume::{Frame, ResumableMessage};
+use keepalive_proto::v1::Welcome;
 use keepalive_server::browser::{BrowserKeepalive, BrowserOptions, ResumableStream, StreamOptions};
 use keepalive_server::log::{EventLog, FileLog, MemoryLog};
 use keepalive_server::metrics::{self, Family, Kind, Registry};
 use keepalive_server::{Builder, Error, Server, Settings};
 use prices_proto::v1::prices_server::{Prices as PricesApi, PricesServer};
-use prices_proto::v1::{PriceTick, QuoteRequest, QuoteResponse, WatchRequest, WatchResponse};
+use prices_proto::v1::{
+    HistoryRequest, PriceTick, QuoteRequest, QuoteResponse, WatchRequest, WatchResponse,
+};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,6 +64,12 @@ pub struct Cli {
     /// Publish a tick of every symbol this often [default: 1s].
     #[arg(long, value_name = "DUR", value_parser = keepalive_server::cli::parse_duration, required = false)]
     pub tick_interval: Duration,
+    /// Serve the example's built pages from this directory at `/` (`/rust/`, `/ts/`) [default: none].
+    #[arg(long, value_name = "DIR")]
+    pub pages: Option<PathBuf>,
+    /// Answer the first N Quote calls UNAVAILABLE (with grpc-retry-pushback-ms 50), to try a client's retries [default: 0].
+    #[arg(long, value_name = "N", required = false)]
+    pub fail_quotes: u64,
     /// The transport.
     #[command(flatten)]
     pub server: Settings,
@@ -74,6 +85,8 @@ impl Default for Cli {
             listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
             data_dir: None,
             tick_interval: Duration::from_secs(1),
+            pages: None,
+            fail_quotes: 0,
             server: Settings::default(),
             browser: BrowserOptions::default(),
         }
@@ -86,6 +99,8 @@ keepalive_server::counters! {
     pub struct PricesStats {
         /// Quotes answered.
         counter quotes,
+        /// Quotes answered UNAVAILABLE on purpose (`--fail-quotes`).
+        counter quotes_failed,
         /// Watch streams opened.
         counter watches,
     }
@@ -115,6 +130,8 @@ pub struct Prices {
     browser: BrowserKeepalive,
     logs: Arc<HashMap<&'static str, Arc<dyn EventLog<PriceTick>>>>,
     stats: Arc<PricesStats>,
+    /// Quote calls still to answer UNAVAILABLE (`--fail-quotes`).
+    fail_quotes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Prices {
@@ -143,7 +160,14 @@ impl Prices {
             browser,
             logs: Arc::new(logs),
             stats: Arc::new(PricesStats::default()),
+            fail_quotes: Arc::default(),
         })
+    }
+
+    /// Answers the next `n` Quote calls UNAVAILABLE (a client with a retry policy retries).
+    pub fn fail_next_quotes(&self, n: u64) {
+        self.fail_quotes
+            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The service's counters.
@@ -170,6 +194,20 @@ impl PricesApi for Prices {
         &self,
         request: Request<QuoteRequest>,
     ) -> Result<Response<QuoteResponse>, Status> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let failing = self
+            .fail_quotes
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            PricesStats::inc(&self.stats.quotes_failed);
+            let mut status = Status::unavailable("failing on purpose (--fail-quotes)");
+            status.metadata_mut().insert(
+                "grpc-retry-pushback-ms",
+                tonic::metadata::MetadataValue::from_static("50"),
+            );
+            return Err(status);
+        }
         let log = self.log(&request.get_ref().symbol)?;
         let tick = market::last_tick(log.as_ref())
             .await
@@ -191,7 +229,48 @@ impl PricesApi for Prices {
         let stream = self
             .browser
             .resumable(log, resume, StreamOptions::default())?;
+        PricesStats::inc(&self.stats.watches);
         Ok(Response::new(stream))
+    }
+
+    type HistoryStream = tokio_stream::Iter<std::vec::IntoIter<Result<WatchResponse, Status>>>;
+
+    async fn history(
+        &self,
+        request: Request<HistoryRequest>,
+    ) -> Result<Response<Self::HistoryStream>, Status> {
+        let req = request.into_inner();
+        let log = self.log(&req.symbol)?;
+        let resume = req.resume.unwrap_or_default();
+        let head = log.head();
+        let log_id = log.log_id().to_string();
+        let start = match resume.after_sequence {
+            Some(after) if resume.log_id.is_empty() || resume.log_id == log_id => after + 1,
+            _ => head.saturating_sub(u64::from(req.last.min(1000))) + 1,
+        };
+        let wanted = usize::try_from((head + 1).saturating_sub(start)).unwrap_or(usize::MAX);
+        let batch = log
+            .read_after(start.saturating_sub(1), wanted)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let welcome = Welcome {
+            resume_token: String::new(),
+            head_sequence: head,
+            stream_heartbeat_interval_ms: 0,
+            log_id,
+            next_sequence: start,
+        };
+        let mut messages = vec![WatchResponse::from_frame(Frame::Welcome(welcome))];
+        messages.extend(batch.gap.map(|g| WatchResponse::from_frame(Frame::Gap(g))));
+        messages.extend(
+            batch
+                .events
+                .into_iter()
+                .map(|t| WatchResponse::from_frame(Frame::Event(t))),
+        );
+        // Then the stream ends with status OK: it is complete.
+        let messages: Vec<_> = messages.into_iter().map(Ok).collect();
+        Ok(Response::new(tokio_stream::iter(messages)))
     }
 }
 
@@ -205,6 +284,7 @@ impl PricesApi for Prices {
 pub fn builder(cli: &Cli) -> Result<Builder, Error> {
     let browser = BrowserKeepalive::new(cli.browser);
     let prices = Prices::open(browser.clone(), cli.data_dir.as_deref())?;
+    prices.fail_next_quotes(cli.fail_quotes);
     for (symbol, log) in prices.logs() {
         tokio::spawn(market::run(symbol, log.clone(), cli.tick_interval));
     }
@@ -220,7 +300,7 @@ pub fn builder(cli: &Cli) -> Result<Builder, Error> {
     let stats = prices.stats().clone();
     metrics::register(&mut registry, "prices", FAMILIES, move || stats.snapshot());
     let registry = Arc::new(registry);
-    let routes = axum::Router::new()
+    let mut routes = axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .route(
             "/metrics",
@@ -234,6 +314,9 @@ pub fn builder(cli: &Cli) -> Result<Builder, Error> {
                 }
             }),
         );
+    if let Some(dir) = &cli.pages {
+        routes = routes.merge(pages::router(dir.clone()));
+    }
     Ok(builder
         .add_service(PricesServer::new(prices).max_decoding_message_size(max))
         .file_descriptor_set(prices_proto::FILE_DESCRIPTOR_SET)

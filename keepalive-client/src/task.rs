@@ -32,6 +32,16 @@ impl Signal {
         self.set.set(false);
     }
 
+    /// Whether it was notified (and not cleared since).
+    pub fn is_set(&self) -> bool {
+        self.set.get()
+    }
+
+    /// Wakes `waker` at the next notification (instead of whoever registered before).
+    pub fn register(&self, waker: &Waker) {
+        *self.waker.borrow_mut() = Some(waker.clone());
+    }
+
     /// Completes once notified (consuming the notification).
     pub async fn wait(&self) {
         std::future::poll_fn(|cx| {

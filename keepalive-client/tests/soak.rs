@@ -20,8 +20,8 @@
 
 mod support;
 
-use client_wasm::{Client, ConnectivityState, Options};
 use demo_proto::v1::ChaosAction;
+use keepalive_client::{Channel, ConnectivityState, Options};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -107,7 +107,7 @@ async fn wait_for(what: &str, timeout: Duration, f: impl Fn() -> bool) {
 }
 
 fn options() -> Options {
-    let mut o = Options::new(support::server_url());
+    let mut o = support::demo::options();
     o.keepalive.keepalive_time = Duration::from_secs(1);
     o.keepalive.keepalive_timeout = Duration::from_secs(1);
     o.keepalive.backoff.initial = Duration::from_millis(300);
@@ -117,17 +117,17 @@ fn options() -> Options {
 
 /// Sends a chaos call without waiting for its answer: a stalled or dropped connection may
 /// never answer it, and the fault has happened either way.
-fn chaos(client: &Client, action: ChaosAction, duration_ms: u64) {
-    let token = support::chaos_token().expect("the test server runs with --chaos");
+fn chaos(client: &Channel, action: ChaosAction, duration_ms: u64) {
+    let token = support::chaos_token();
     let client = client.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        let _ = client.chaos(token, action, duration_ms).await;
+        let _ = support::demo::chaos(&client, token, action, duration_ms).await;
     });
 }
 
 #[wasm_bindgen_test]
 async fn chaos_soak_loses_nothing_and_duplicates_nothing() {
-    client_wasm::init_logging(tracing::Level::WARN);
+    keepalive_client::init_logging(tracing::Level::WARN);
     support::server_up().await;
     let n = faults();
     let seed = option_env!("KEEPALIVE_SOAK_SEED")
@@ -137,11 +137,11 @@ async fn chaos_soak_loses_nothing_and_duplicates_nothing() {
     figure("faults, seed", format!("{n}, {seed}"));
     let mut rng = Rng(seed);
 
-    let client = Client::new(options());
+    let client = Channel::new(options());
     let seqs = Rc::new(RefCell::new(Vec::<u64>::new()));
     {
         let s = seqs.clone();
-        client.subscribe(move |e| s.borrow_mut().push(e.sequence));
+        support::demo::subscribe(&client, move |e| s.borrow_mut().push(e.sequence));
     }
     let ready = {
         let c = client.clone();
@@ -174,7 +174,7 @@ async fn chaos_soak_loses_nothing_and_duplicates_nothing() {
             let mut i = 0u64;
             while !stop.get() {
                 i += 1;
-                match client.publish(&format!("soak {i}")).await {
+                match support::demo::publish(&client, &format!("soak {i}")).await {
                     Ok(r) => published.borrow_mut().push(r.sequence),
                     Err(_) => failed.set(failed.get() + 1),
                 }
@@ -245,7 +245,9 @@ async fn chaos_soak_loses_nothing_and_duplicates_nothing() {
         .await;
     }
     wait_for("READY at the end", Duration::from_secs(30), &ready).await;
-    let last = client.publish("soak end").await.expect("final publish");
+    let last = support::demo::publish(&client, "soak end")
+        .await
+        .expect("final publish");
     published.borrow_mut().push(last.sequence);
     {
         let s = seqs.clone();
@@ -278,7 +280,7 @@ async fn chaos_soak_loses_nothing_and_duplicates_nothing() {
     let mut open = u64::MAX;
     let mut gauges = Default::default();
     for _ in 0..50 {
-        if let Ok(r) = client.server_stats().await {
+        if let Ok(r) = support::demo::server_stats(&client).await {
             let g = |k: &str| r.gauges.get(k).copied().unwrap_or(0);
             open = g("open_connections_h1") + g("open_connections_h2");
             gauges = r.gauges;

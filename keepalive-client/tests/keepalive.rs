@@ -12,8 +12,8 @@
 
 mod support;
 
-use client_wasm::{Client, ClientEvent, ConnectivityState, Options};
 use demo_proto::v1::ChaosAction;
+use keepalive_client::{Channel, ClientEvent, ConnectivityState, Options};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -38,7 +38,7 @@ fn figure(what: &str, value: String) {
 }
 
 fn options() -> Options {
-    let mut o = Options::new(support::server_url());
+    let mut o = support::demo::options();
     o.keepalive.keepalive_time = TIME;
     o.keepalive.keepalive_timeout = TIMEOUT;
     o.keepalive.backoff.initial = Duration::from_millis(500);
@@ -60,16 +60,16 @@ async fn wait_for(what: &str, timeout: Duration, f: impl Fn() -> bool) -> f64 {
 
 /// A subscribed client and the sequences it delivered.
 struct Subscribed {
-    client: Client,
+    client: Channel,
     seqs: Rc<RefCell<Vec<u64>>>,
     lost: Rc<RefCell<Vec<String>>>,
 }
 
 impl Subscribed {
     async fn start(options: Options) -> Subscribed {
-        client_wasm::init_logging(tracing::Level::INFO);
+        keepalive_client::init_logging(tracing::Level::INFO);
         support::server_up().await;
-        let client = Client::new(options);
+        let client = Channel::new(options);
         let seqs = Rc::new(RefCell::new(Vec::new()));
         let lost = Rc::new(RefCell::new(Vec::new()));
         let l = lost.clone();
@@ -79,7 +79,7 @@ impl Subscribed {
             }
         });
         let s = seqs.clone();
-        client.subscribe(move |e| s.borrow_mut().push(e.sequence));
+        support::demo::subscribe(&client, move |e| s.borrow_mut().push(e.sequence));
         let c = client.clone();
         wait_for("READY", Duration::from_secs(15), move || {
             c.state().state == ConnectivityState::Ready
@@ -198,7 +198,9 @@ async fn killed_server_is_detected_and_restarted_server_resumes_with_nothing_los
 
     s.wait_events(3, Duration::from_secs(10)).await;
     // Published while we watch, with a retry-safe publish.
-    let sent = s.client.publish("after restart").await.expect("publish");
+    let sent = support::demo::publish(&s.client, "after restart")
+        .await
+        .expect("publish");
     let seqs = s.seqs.clone();
     wait_for("the published event", Duration::from_secs(10), move || {
         seqs.borrow().contains(&sent.sequence)
@@ -212,11 +214,10 @@ async fn killed_server_is_detected_and_restarted_server_resumes_with_nothing_los
 
 #[wasm_bindgen_test]
 async fn stalled_server_is_detected_and_recovered() {
-    let token = support::chaos_token().expect("the test server runs with --chaos");
+    let token = support::chaos_token();
     let s = Subscribed::start(options()).await;
     s.wait_events(2, Duration::from_secs(10)).await;
-    s.client
-        .chaos(token, ChaosAction::Stall, 4000)
+    support::demo::chaos(&s.client, token, ChaosAction::Stall, 4000)
         .await
         .expect("chaos");
     let stalled_at = now_ms();
@@ -259,14 +260,14 @@ async fn stalled_server_is_detected_and_recovered() {
 
 #[wasm_bindgen_test]
 async fn too_many_pings_doubles_time() {
-    client_wasm::init_logging(tracing::Level::INFO);
+    keepalive_client::init_logging(tracing::Level::INFO);
     support::server_up().await;
     // No stream, heartbeats permitted on the client only: the server's 2-hour rule makes
     // every quick heartbeat a strike, and the third strike is too_many_pings.
     let mut o = options();
     o.keepalive.keepalive_time = Duration::from_millis(100);
     o.keepalive.permit_without_stream = true;
-    let client = Client::new(o);
+    let client = Channel::new(o);
     client.connect();
     let c = client.clone();
     wait_for("too_many_pings", Duration::from_secs(10), move || {

@@ -1,8 +1,17 @@
 //! Helpers shared by the browser tests: where the server is, the chaos token, and a client
 //! for the xtask test controller (which owns the server process).
 //!
-//! Everything comes from environment variables read at compile time: `cargo xtask test`
-//! sets them when it builds the tests (see `xtask/src/browser.rs`).
+//! `cargo xtask test` starts a server and a controller on free ports and sets
+//! `KEEPALIVE_TEST_SERVER`, `KEEPALIVE_TEST_CONTROLLER` and `KEEPALIVE_TEST_CHAOS_TOKEN`
+//! when it builds the tests (see `xtask/src/browser.rs`). Without them the tests use the
+//! fixed addresses of `cargo xtask test-server`, so that by hand
+//!
+//! ```text
+//! cargo xtask test-server                                # one terminal
+//! wasm-pack test --headless --chrome keepalive-client    # another
+//! ```
+//!
+//! runs the same suite.
 //!
 //! Each `tests/*.rs` file is its own wasm binary with its own page: include this with
 //! `mod support;` and use what it needs.
@@ -16,17 +25,18 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{RequestInit, Response};
 
-/// What the tests need `cargo xtask test` for, said once.
-const RUN_HINT: &str = "run the browser tests with `cargo xtask test` (or \
-     `cargo xtask test --browser-only`): it starts the server and the test controller and \
-     sets the KEEPALIVE_TEST_* variables at compile time";
+/// The test server `cargo xtask test-server` runs by hand (its defaults, in
+/// `xtask/src/browser.rs`): with nothing set at compile time, the tests expect it there.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:18350";
+const DEFAULT_CONTROLLER: &str = "http://127.0.0.1:18351";
+const DEFAULT_CHAOS_TOKEN: &str = "keepalive-test-server";
 
-/// The server's base URL (`http://127.0.0.1:PORT`), from `KEEPALIVE_TEST_SERVER`.
+/// The server's base URL (`http://127.0.0.1:PORT`): `KEEPALIVE_TEST_SERVER` at compile
+/// time, else the by-hand test server's.
 pub fn server_url() -> &'static str {
-    match option_env!("KEEPALIVE_TEST_SERVER") {
-        Some(url) if !url.is_empty() => url,
-        _ => panic!("KEEPALIVE_TEST_SERVER was not set at compile time: {RUN_HINT}"),
-    }
+    option_env!("KEEPALIVE_TEST_SERVER")
+        .filter(|u| !u.is_empty())
+        .unwrap_or(DEFAULT_SERVER)
 }
 
 /// The server's base URL, after making sure the server runs (`POST /start` is idempotent).
@@ -39,18 +49,20 @@ pub async fn server_up() -> &'static str {
     server_url()
 }
 
-/// The test controller's base URL, from `KEEPALIVE_TEST_CONTROLLER`.
+/// The test controller's base URL: `KEEPALIVE_TEST_CONTROLLER` at compile time, else the
+/// by-hand test server's.
 pub fn controller_url() -> &'static str {
-    match option_env!("KEEPALIVE_TEST_CONTROLLER") {
-        Some(url) if !url.is_empty() => url,
-        _ => panic!("KEEPALIVE_TEST_CONTROLLER was not set at compile time: {RUN_HINT}"),
-    }
+    option_env!("KEEPALIVE_TEST_CONTROLLER")
+        .filter(|u| !u.is_empty())
+        .unwrap_or(DEFAULT_CONTROLLER)
 }
 
-/// The server's chaos token (`--chaos --chaos-token`), from `KEEPALIVE_TEST_CHAOS_TOKEN`;
-/// `None` when the server was started without chaos (it does not support it yet).
-pub fn chaos_token() -> Option<&'static str> {
-    option_env!("KEEPALIVE_TEST_CHAOS_TOKEN").filter(|t| !t.is_empty())
+/// The server's chaos token (`--chaos-token`): `KEEPALIVE_TEST_CHAOS_TOKEN` at compile
+/// time, else the by-hand test server's.
+pub fn chaos_token() -> &'static str {
+    option_env!("KEEPALIVE_TEST_CHAOS_TOKEN")
+        .filter(|t| !t.is_empty())
+        .unwrap_or(DEFAULT_CHAOS_TOKEN)
 }
 
 /// Waits `duration` (a browser timer).
@@ -173,5 +185,78 @@ fn parse_status(json: &str) -> ServerStatus {
         url: string("url").unwrap_or_default(),
         starts: number("starts").map_or(0, |n| n as u32),
         last_exit: string("last_exit"),
+    }
+}
+
+/// The demo's feed (`keepalive.demo.v1.Feed`) over a channel, as a page uses it: the
+/// subscription kept open, publish (declared retryable: it carries an idempotency key),
+/// chaos and the server's counters.
+pub mod demo {
+    use demo_proto::v1::feed_client::FeedClient;
+    use demo_proto::v1::{
+        ChaosAction, ChaosRequest, ChaosResponse, Event, PublishRequest, PublishResponse,
+        StatsRequest, StatsResponse, SubscribeRequest,
+    };
+    use keepalive_client::{Channel, KeepOpen, Options, RetryPolicy};
+    use tonic::Status;
+
+    /// The feed's Publish: safe to retry.
+    pub const PUBLISH: &str = "keepalive.demo.v1.Feed/Publish";
+
+    /// Options for the test server, with Publish declared retryable.
+    pub fn options() -> Options {
+        Options::new(super::server_url()).retry(PUBLISH, RetryPolicy::default())
+    }
+
+    /// Keeps the feed open from now on; `sink` gets every event once, in order.
+    pub fn subscribe(channel: &Channel, sink: impl Fn(Event) + 'static) -> KeepOpen {
+        channel.keep_open(
+            |ch, resume| async move {
+                let request = SubscribeRequest {
+                    resume: Some(resume),
+                };
+                Ok(FeedClient::new(ch).subscribe(request).await?.into_inner())
+            },
+            sink,
+        )
+    }
+
+    /// Publishes `text` (one idempotency key for every attempt).
+    pub async fn publish(channel: &Channel, text: &str) -> Result<PublishResponse, Status> {
+        let request = PublishRequest {
+            session_id: String::new(),
+            idempotency_key: keepalive_client::idempotency_key(),
+            text: text.to_owned(),
+        };
+        Ok(FeedClient::new(channel.clone())
+            .publish(request)
+            .await?
+            .into_inner())
+    }
+
+    /// Asks the server (run with `--chaos`) to inject a fault.
+    pub async fn chaos(
+        channel: &Channel,
+        token: &str,
+        action: ChaosAction,
+        duration_ms: u64,
+    ) -> Result<ChaosResponse, Status> {
+        let request = ChaosRequest {
+            token: token.to_owned(),
+            action: action as i32,
+            duration_ms,
+        };
+        Ok(FeedClient::new(channel.clone())
+            .chaos(request)
+            .await?
+            .into_inner())
+    }
+
+    /// The server's counters.
+    pub async fn server_stats(channel: &Channel) -> Result<StatsResponse, Status> {
+        Ok(FeedClient::new(channel.clone())
+            .stats(StatsRequest {})
+            .await?
+            .into_inner())
     }
 }

@@ -40,15 +40,3 @@ pub fn is_transport_error(status: &Status) -> bool {
     }
     false
 }
-
-/// The server's `grpc-retry-pushback-ms`, for the retry policy: `None` if absent,
-/// `Some(None)` if negative or unparsable (do not retry).
-pub fn pushback_ms(status: &Status) -> Option<Option<u64>> {
-    let value = status.metadata().get("grpc-retry-pushback-ms")?;
-    Some(
-        value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok()),
-    )
-}

@@ -3,8 +3,7 @@
 //! becoming visible means retry now, or check a READY connection at once (its timers may
 //! have been throttled while hidden).
 
-use crate::driver::{Inner, with_core};
-use std::cell::RefCell;
+use crate::shared::{Shared, with_core};
 use std::rc::{Rc, Weak};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
@@ -49,13 +48,13 @@ impl Listener {
     }
 }
 
-/// Registers the listeners for the client behind `rc`.
-pub(crate) fn listen(rc: &Rc<RefCell<Inner>>) {
+/// Registers the listeners for the channel behind `shared`.
+pub(crate) fn listen(shared: &Rc<Shared>) {
     let Some(window) = web_sys::window() else {
         return;
     };
     let mut listeners = Vec::new();
-    let weak: Weak<RefCell<Inner>> = Rc::downgrade(rc);
+    let weak: Weak<Shared> = Rc::downgrade(shared);
     let w = weak.clone();
     listeners.extend(Listener::add(window.clone().into(), "offline", move || {
         tracing::warn!("browser offline");
@@ -78,5 +77,5 @@ pub(crate) fn listen(rc: &Rc<RefCell<Inner>>) {
             },
         ));
     }
-    rc.borrow_mut().dom = listeners;
+    shared.inner.borrow_mut().dom = listeners;
 }

@@ -16,7 +16,14 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 /// Calls `OpenSession` and requires a session id (128 bits, hex).
 async fn open_session_reaches_server(url: &str) -> String {
-    match client_wasm::open_session(url).await {
+    use keepalive_proto::v1::OpenSessionRequest;
+    use keepalive_proto::v1::session_client::SessionClient;
+    let mut client = SessionClient::new(tonic_web_wasm_client::Client::new(url.to_owned()));
+    match client
+        .open_session(OpenSessionRequest {})
+        .await
+        .map(|r| r.into_inner().session_id)
+    {
         Ok(session_id) => {
             assert_eq!(session_id.len(), 32, "not 128 bits of hex: {session_id:?}");
             assert!(
@@ -36,7 +43,7 @@ async fn open_session_reaches_server(url: &str) -> String {
 
 #[wasm_bindgen_test]
 async fn open_session_round_trip() {
-    client_wasm::init_logging(tracing::Level::DEBUG);
+    keepalive_client::init_logging(tracing::Level::DEBUG);
     let url = support::server_up().await;
     let a = open_session_reaches_server(url).await;
     let b = open_session_reaches_server(url).await;
@@ -45,7 +52,7 @@ async fn open_session_round_trip() {
 
 #[wasm_bindgen_test]
 async fn controller_restarts_server_on_same_port() {
-    client_wasm::init_logging(tracing::Level::DEBUG);
+    keepalive_client::init_logging(tracing::Level::DEBUG);
     support::server_up().await;
     let before = support::controller::status().await;
     assert!(before.running, "server not running: {before:?}");
