@@ -53,11 +53,13 @@ pub(crate) struct Parts {
     pub cors: Option<CorsLayer>,
     pub grpc_web: bool,
     pub limits: Limits,
+    pub stats: std::sync::Arc<crate::stats::TransportStats>,
 }
 
 /// Builds the one service of the port.
 pub(crate) fn build(parts: Parts) -> Routes {
-    let limited = tower::Layer::layer(&LimitLayer::new(parts.limits), parts.grpc.prepare());
+    let limits = LimitLayer::new(parts.limits).counting(parts.stats);
+    let limited = tower::Layer::layer(&limits, parts.grpc.prepare());
     let http = parts.http.map(|r| r.with_state(()));
     let services: std::sync::Arc<[&'static str]> = parts.services.into();
     if parts.layers.is_empty() {

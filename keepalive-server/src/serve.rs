@@ -111,6 +111,7 @@ pub(crate) async fn run(
         cors: builder.cors,
         grpc_web: builder.grpc_web,
         limits: builder.limits,
+        stats: builder.stats.clone(),
     });
     let stats = builder.stats;
     let faults = builder.faults;

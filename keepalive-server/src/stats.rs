@@ -48,6 +48,16 @@ crate::counters! {
         counter closed_shutdown_grace,
         /// Connections closed by a fault injector's drop.
         counter closed_chaos_drop,
+        /// Connections closed because no byte came within the first-bytes timeout.
+        counter closed_first_bytes_timeout,
+        /// HTTP/1.1 connections closed because a request head did not arrive in time.
+        counter closed_http1_header_timeout,
+        /// Calls refused because a request message was over max-recv-message-size.
+        counter refused_recv_message_size,
+        /// Calls refused because a request body was over max-request-body-size.
+        counter refused_request_body_size,
+        /// Calls ended because a response message was over max-send-message-size.
+        counter refused_send_message_size,
         /// Graceful GOAWAYs (or HTTP/1.1 closes) started by a fault injector.
         counter goaway_chaos,
         /// Connections reset at accept by a fault injector.
@@ -87,6 +97,19 @@ pub const FAMILIES: &[Family] = &[
             ("closed_max_age_grace", "max_age_grace"),
             ("closed_shutdown_grace", "shutdown_grace"),
             ("closed_chaos_drop", "chaos_drop"),
+            ("closed_first_bytes_timeout", "first_bytes_timeout"),
+            ("closed_http1_header_timeout", "http1_header_read_timeout"),
+        ],
+    ),
+    family(
+        "limits_refused",
+        Kind::Counter,
+        "Calls refused with RESOURCE_EXHAUSTED by a size limit, by the limit's name.",
+        "limit",
+        &[
+            ("refused_recv_message_size", "max_recv_message_size"),
+            ("refused_request_body_size", "max_request_body_size"),
+            ("refused_send_message_size", "max_send_message_size"),
         ],
     ),
     family(

@@ -120,6 +120,7 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
                 return;
             }
             Err(_) => {
+                Stats::inc(&ctx.stats.closed_first_bytes_timeout);
                 tracing::info!(conn = id, %peer, "connection closed: no bytes within {first_bytes_timeout:?}");
                 return;
             }
@@ -170,6 +171,9 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
     Stats::dec(open);
     match ending {
         Ending::Finished(reason) => {
+            if reason == HTTP1_HEADER_TIMEOUT {
+                Stats::inc(&stats.closed_http1_header_timeout);
+            }
             tracing::info!(conn = id, %peer, proto = proto.as_str(), reason, "connection closed")
         }
         Ending::Closed(reason) => {
@@ -184,6 +188,9 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
         }
     }
 }
+
+/// How an HTTP/1.1 connection ends when a request head did not come in time.
+const HTTP1_HEADER_TIMEOUT: &str = "http1_header_read_timeout";
 
 /// What a connection carries once its first bytes (or its TLS handshake) are in.
 enum Transport {
@@ -405,7 +412,7 @@ where
                 return Ending::Finished(match res {
                     Ok(()) => "done",
                     Err(e) if e.is_incomplete_message() => "client went away mid-request",
-                    Err(e) if e.is_timeout() => "http1_header_read_timeout",
+                    Err(e) if e.is_timeout() => HTTP1_HEADER_TIMEOUT,
                     Err(e) => {
                         tracing::debug!(conn = shared.id, error = %e, "connection error");
                         "protocol or I/O error"

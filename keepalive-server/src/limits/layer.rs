@@ -13,26 +13,38 @@
 
 use super::Limits;
 use super::scan::{MessageScanner, TooLarge};
+use crate::stats::TransportStats;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Request, Response};
 use http_body::{Body as _, Frame, SizeHint};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use tonic::Status;
 use tonic::body::Body;
 
 /// Applies [`Limits`] to every call of the service it wraps.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct LimitLayer {
     limits: Limits,
+    stats: Option<Arc<TransportStats>>,
 }
 
 impl LimitLayer {
     /// A layer enforcing `limits`.
     pub fn new(limits: Limits) -> Self {
-        LimitLayer { limits }
+        LimitLayer {
+            limits,
+            stats: None,
+        }
+    }
+
+    /// Counts the calls it refuses in `stats` (`refused_*`).
+    pub fn counting(mut self, stats: Arc<TransportStats>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 }
 
@@ -43,6 +55,7 @@ impl<S> tower::Layer<S> for LimitLayer {
         Limit {
             inner,
             limits: self.limits,
+            stats: self.stats.clone(),
         }
     }
 }
@@ -52,6 +65,7 @@ impl<S> tower::Layer<S> for LimitLayer {
 pub struct Limit<S> {
     inner: S,
     limits: Limits,
+    stats: Option<Arc<TransportStats>>,
 }
 
 /// Whether headers say the body is gRPC (inside tonic-web, gRPC-web is gRPC too).
@@ -77,10 +91,16 @@ where
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let limits = self.limits;
+        let stats = self.stats.clone();
         let scan = is_grpc(req.headers()).then_some(limits.max_recv_message_size);
         let refused = Arc::new(OnceLock::new());
-        let req = req
-            .map(|b| Body::new(LimitedRequest::new(b, scan, limits).reporting_to(refused.clone())));
+        let req = req.map(|b| {
+            Body::new(
+                LimitedRequest::new(b, scan, limits)
+                    .reporting_to(refused.clone())
+                    .counting(stats.clone()),
+            )
+        });
         let fut = self.inner.call(req);
         Box::pin(async move {
             let res = fut.await?;
@@ -90,7 +110,8 @@ where
                 res.map(|b| {
                     Body::new(
                         LimitedResponse::new(b, limits.max_send_message_size)
-                            .with_request_status(refused),
+                            .with_request_status(refused)
+                            .counting(stats),
                     )
                 })
             } else {
@@ -134,6 +155,7 @@ pub struct LimitedRequest {
     max_body: u64,
     failed: bool,
     report: Option<Arc<OnceLock<Status>>>,
+    stats: Option<Arc<TransportStats>>,
 }
 
 impl LimitedRequest {
@@ -146,7 +168,14 @@ impl LimitedRequest {
             max_body: limits.max_request_body_size,
             failed: false,
             report: None,
+            stats: None,
         }
+    }
+
+    /// Counts a refusal in `stats`.
+    pub fn counting(mut self, stats: Option<Arc<TransportStats>>) -> Self {
+        self.stats = stats;
+        self
     }
 
     /// Also records the status it fails with in `report`.
@@ -157,11 +186,21 @@ impl LimitedRequest {
 
     fn check(&mut self, data: &Bytes) -> Result<(), Status> {
         self.seen = self.seen.saturating_add(data.len() as u64);
+        let count = |stats: &Option<Arc<TransportStats>>,
+                     pick: fn(&TransportStats) -> &AtomicU64| {
+            if let Some(stats) = stats {
+                TransportStats::inc(pick(stats));
+            }
+        };
         if self.seen > self.max_body {
+            count(&self.stats, |s| &s.refused_request_body_size);
             return Err(request_body_too_large(self.max_body));
         }
         match &mut self.scanner {
-            Some(s) => s.feed(data).map_err(request_message_too_large),
+            Some(s) => s.feed(data).map_err(|e| {
+                count(&self.stats, |s| &s.refused_recv_message_size);
+                request_message_too_large(e)
+            }),
             None => Ok(()),
         }
     }
@@ -228,6 +267,7 @@ pub struct LimitedResponse {
     out: Out,
     /// Set when the call's request was refused: the call must not end OK.
     request_status: Option<Arc<OnceLock<Status>>>,
+    stats: Option<Arc<TransportStats>>,
 }
 
 impl LimitedResponse {
@@ -240,7 +280,14 @@ impl LimitedResponse {
             forwarded: 0,
             out: Out::Streaming,
             request_status: None,
+            stats: None,
         }
+    }
+
+    /// Counts a refused message in `stats`.
+    pub fn counting(mut self, stats: Option<Arc<TransportStats>>) -> Self {
+        self.stats = stats;
+        self
     }
 
     /// Ends the call with the status in `refused`, if the request was refused, instead of
@@ -294,6 +341,9 @@ impl LimitedResponse {
                 self.release(self.scanner.checked_up_to().saturating_sub(self.forwarded))
             }
             Err(e) => {
+                if let Some(stats) = &self.stats {
+                    TransportStats::inc(&stats.refused_send_message_size);
+                }
                 tracing::warn!(
                     len = e.len,
                     limit = e.limit,
