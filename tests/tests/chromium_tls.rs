@@ -27,9 +27,8 @@ mod tls_cert;
 use fantoccini::ClientBuilder;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use tests::chromedriver::{self, ChromeDriver};
+use testkit::chromedriver::{self, ChromeDriver};
 use tls_cert::TestCert;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Set to `require` to make missing prerequisites a failure (shared with the dashboard test).
 const REQUIRE_ENV: &str = "KEEPALIVE_DASHBOARD_E2E";
@@ -50,27 +49,6 @@ fn page() -> String {
          </script>\n",
         PERIOD.as_millis()
     )
-}
-
-/// `GET /metrics` over TLS (HTTP/1.1, a connection of its own): the value of `name`.
-async fn metric(cert: &TestCert, srv: &tests::server::ServerProcess, name: &str) -> f64 {
-    let (mut tls, _) = cert.connect(srv, &[b"http/1.1"]).await;
-    let request = format!(
-        "GET /metrics HTTP/1.1\r\nhost: localhost:{}\r\nconnection: close\r\n\r\n",
-        srv.addr().port()
-    );
-    tls.write_all(request.as_bytes()).await.expect("write");
-    let mut body = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut body)).await;
-    let text = String::from_utf8_lossy(&body);
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            let key = key.split('{').next()?;
-            (key.trim_end_matches("_total").ends_with(name)).then(|| value.parse().ok())?
-        })
-        .unwrap_or_else(|| panic!("no {name} in /metrics: {text}"))
 }
 
 #[tokio::test]
@@ -137,30 +115,27 @@ async fn chromium_over_tls_h2_pings_are_never_punished_by_the_defaults() {
         )
         .await
         .unwrap_or(Value::Null);
-    // Before the browser goes: which HTTP/2 connections are open now.
-    let h2_lines = |what: &str| -> Vec<String> {
-        srv.logs()
-            .into_iter()
-            .filter(|l| l.contains(what) && l.contains("proto=\"h2\""))
-            .collect()
+    // Before the browser goes: the server's counters while the page is open.
+    let m = cert.metrics(&srv).await;
+    let count = |sample: &str| {
+        m.get(sample)
+            .unwrap_or_else(|| panic!("no {sample}: {}", m.text()))
     };
-    let (accepted, closed) = (
-        h2_lines("connection accepted"),
-        h2_lines("connection closed"),
-    );
+    let accepted = count(r#"keepalive_connections_total{protocol="h2"}"#);
+    let open = count(r#"keepalive_connections_open{protocol="h2"}"#);
+    let pings = count("keepalive_pings_received_total");
+    let strikes = count("keepalive_ping_strikes_total");
+    let too_many_pings = count(r#"keepalive_goaways_total{reason="too_many_pings"}"#);
+    let timed_out = count(r#"keepalive_connections_closed_total{reason="keepalive_timeout"}"#);
     let _ = browser.close().await;
     drop(driver);
 
-    let pings = metric(&cert, &srv, "pings_received").await;
-    let strikes = metric(&cert, &srv, "ping_strikes").await;
     let logs = srv.logs_text();
     println!(
         "FIGURE chromium over TLS: {answered} requests {PERIOD:?} apart in {:.1} s, \
          protocols {protocol}, {pings} PINGs received, {strikes} strikes, \
-         {} HTTP/2 connections accepted, {} of them closed while the page was open",
+         {accepted} HTTP/2 connections accepted, {open} open at the end",
         start.elapsed().as_secs_f64(),
-        accepted.len(),
-        closed.len()
     );
     assert!(
         answered >= want,
@@ -184,18 +159,16 @@ async fn chromium_over_tls_h2_pings_are_never_punished_by_the_defaults() {
         strikes <= 1.0,
         "browser PINGs piled up strikes ({strikes}):\n{logs}"
     );
-    assert!(!logs.contains("too_many_pings"), "{logs}");
-    assert!(!logs.contains("ping strike: too many pings"), "{logs}");
+    assert_eq!(too_many_pings, 0.0, "{logs}");
     // The page's connection lived through every quiet period and every PING. (At page
     // load Chromium may open a second, spare connection and close it itself at once; a
     // connection cut by the server would show as a later reconnect.)
     assert_eq!(
-        accepted.len() - closed.len(),
-        1,
+        open, 1.0,
         "the page's HTTP/2 connection is not open at the end:\n{logs}"
     );
     assert!(
-        accepted.len() <= 2 && closed.iter().all(|l| !l.contains("reason=\"keepalive")),
+        accepted <= 2.0 && timed_out == 0.0,
         "HTTP/2 connections were closed and opened again:\n{logs}"
     );
 }

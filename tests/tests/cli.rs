@@ -1,7 +1,7 @@
 //! Bad flags and config end with one clear error line and exit code 2.
 
 use std::time::Duration;
-use tests::server::run_to_exit;
+use testkit::run_to_exit;
 
 fn assert_fails(args: &[&str], needle: &str) {
     let (code, stderr) = run_to_exit(args, Duration::from_secs(20));
@@ -72,7 +72,7 @@ fn config_file_unknown_key_and_bad_value() {
 fn help_lists_every_flag() {
     let (code, _) = run_to_exit(&["--help"], Duration::from_secs(20));
     assert_eq!(code, Some(0));
-    let out = std::process::Command::new(tests::server::server_binary())
+    let out = std::process::Command::new(testkit::server_binary())
         .arg("--help")
         .output()
         .expect("run");

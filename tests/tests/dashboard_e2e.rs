@@ -19,8 +19,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tests::chromedriver::{self, ChromeDriver};
-use tests::server::{self, ServerProcess};
+use testkit::chromedriver::{self, ChromeDriver};
+use testkit::{self as server, ServerProcess};
 
 /// Set to `require` to make missing prerequisites a failure.
 const REQUIRE_ENV: &str = "KEEPALIVE_DASHBOARD_E2E";

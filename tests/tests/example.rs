@@ -9,7 +9,7 @@ use prices_proto::v1::prices_client::PricesClient;
 use prices_proto::v1::watch_response::Kind;
 use prices_proto::v1::{QuoteRequest, WatchRequest, WatchResponse};
 use std::time::Duration;
-use tests::server::ServerProcess;
+use testkit::ServerProcess;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Streaming;
 use tonic::transport::Channel;

@@ -21,9 +21,9 @@ use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
-use tests::chromedriver::{self, ChromeDriver};
-use tests::proxy::Proxy;
-use tests::server::{self, ServerProcess};
+use testkit::Proxy;
+use testkit::chromedriver::{self, ChromeDriver};
+use testkit::{self as server, ServerProcess};
 use tokio::time::Instant;
 
 const REQUIRE_ENV: &str = "KEEPALIVE_PAGES_E2E";
@@ -179,20 +179,6 @@ impl Page<'_> {
     }
 }
 
-/// A metric of the server's `/metrics`.
-async fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut sock = tokio::net::TcpStream::connect(addr).await.expect("tcp");
-    sock.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut text = String::new();
-    sock.read_to_string(&mut text).await.expect("read");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-}
-
 fn figure(what: &str, value: String) {
     eprintln!("FIGURE {what}: {value}");
 }
@@ -237,12 +223,8 @@ async fn scenario(browser: &Client, dist: &std::path::Path, name: &'static str) 
         quote["sequence"].as_u64().unwrap_or(0) >= 1,
         "{name}: {quote}"
     );
-    assert_eq!(
-        metric(addr, "prices_quotes_failed_total").await,
-        2.0,
-        "{name}"
-    );
-    assert_eq!(metric(addr, "prices_quotes_total").await, 1.0, "{name}");
+    srv.assert_metric("prices_quotes_failed_total", 2.0).await;
+    srv.assert_metric("prices_quotes_total", 1.0).await;
     figure(
         &format!("{name} page: Quote"),
         "3 attempts (2 UNAVAILABLE, retried per policy), answered".into(),

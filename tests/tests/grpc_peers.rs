@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use tests::server::{ServerProcess, workspace_root};
+use testkit::{ServerProcess, workspace_root};
 
 /// The venv's python and peer.py; panics with the fix when setup has not run.
 fn peer(args: &[&str]) -> Command {
@@ -46,10 +46,9 @@ async fn grpcio_health_check() {
             .expect("join");
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("STATUS SERVING"), "{out}");
-    assert!(
-        srv.logs_text().contains("proto=\"h2\""),
-        "grpcio speaks HTTP/2"
-    );
+    // grpcio speaks HTTP/2 (and only that: one connection).
+    srv.assert_metric(r#"keepalive_connections_total{protocol="h2"}"#, 1.0)
+        .await;
 }
 
 /// Runs peer.py with `args` (the target appended) on the blocking pool.
@@ -99,7 +98,8 @@ async fn grpcio_aggressive_keepalive_gets_too_many_pings_from_the_example() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("GOAWAY too_many_pings"), "{out}");
     assert!(out.contains("WATCH_END UNAVAILABLE"), "{out}");
-    assert!(srv.logs_text().contains("debug=too_many_pings"));
+    srv.assert_metric(r#"keepalive_goaways_total{reason="too_many_pings"}"#, 1.0)
+        .await;
 }
 
 #[tokio::test]
@@ -126,7 +126,7 @@ async fn grpcio_aggressive_keepalive_gets_too_many_pings() {
         "client did not see it: {out}"
     );
     assert!(out.contains("WATCH_END UNAVAILABLE"), "{out}");
-    let logs = srv.logs_text();
-    assert_eq!(srv.log_count("ping strike"), 3, "{logs}");
-    assert!(logs.contains("debug=too_many_pings"), "{logs}");
+    srv.assert_metric("keepalive_ping_strikes_total", 3.0).await;
+    srv.assert_metric(r#"keepalive_goaways_total{reason="too_many_pings"}"#, 1.0)
+        .await;
 }

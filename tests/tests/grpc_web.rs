@@ -2,8 +2,8 @@
 //! same over HTTP/2, a native tonic client, and HTTP/1.1 idle/age (f).
 
 use std::time::Duration;
+use testkit::ServerProcess;
 use tests::http1::Http1;
-use tests::server::ServerProcess;
 use tokio::time::Instant;
 
 const CHECK: &str = "/grpc.health.v1.Health/Check";
@@ -208,13 +208,8 @@ async fn f_http1_idle_closes_an_idle_keepalive_connection() {
         after >= secs(0.8) && after <= secs(1.7),
         "closed after {after:?}"
     );
-    assert!(
-        srv.wait_for_log("reason=\"max_idle\"", secs(2.0))
-            .await
-            .is_some(),
-        "{}",
-        srv.logs_text()
-    );
+    srv.assert_metric(r#"keepalive_goaways_total{reason="max_idle"}"#, 1.0)
+        .await;
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use loadgen::grpc::Wire;
 use loadgen::scenario::sessions::{self, SessionsOptions, Stall};
 use loadgen::scenario::unary::{self, UnaryOptions};
 use std::time::Duration;
-use tests::server::ServerProcess;
+use testkit::ServerProcess;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

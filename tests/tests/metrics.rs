@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use std::collections::HashMap;
 use std::time::Duration;
+use testkit::ServerProcess;
 use tests::http1::Http1;
-use tests::server::ServerProcess;
 
 /// One scrape: `name{labels}` → value, plus the `# TYPE` of each family.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use common::pb::{
 use common::web::{WebConn, WebFrame};
 use common::*;
 use prost::Message;
-use tests::server::ServerProcess;
+use testkit::ServerProcess;
 use tokio::time::Instant;
 use tonic::Code;
 

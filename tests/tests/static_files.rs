@@ -6,8 +6,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use testkit::ServerProcess;
 use tests::http1::{Http1, Response};
-use tests::server::ServerProcess;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

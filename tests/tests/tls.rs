@@ -9,8 +9,8 @@
 mod tls_cert;
 
 use std::time::Duration;
+use testkit::run_to_exit;
 use tests::h2raw::{RawH2, error_code};
-use tests::server::run_to_exit;
 use tls_cert::TestCert;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -41,13 +41,13 @@ async fn tonic_health_check_over_tls_is_http2() {
         .await
         .expect("Health/Check over TLS");
     assert_eq!(reply.into_inner().status, 1, "SERVING");
-    let line = srv
-        .wait_for_log("connection accepted", secs(2.0))
-        .await
-        .expect("accepted line");
-    assert!(
-        line.contains("proto=\"h2\"") && line.contains("tls=true"),
-        "{line}"
+    // Served as HTTP/2 (ALPN h2 over TLS), as the server counts it.
+    let m = cert.metrics(&srv).await;
+    assert_eq!(
+        m.get(r#"keepalive_connections_total{protocol="h2"}"#),
+        Some(1.0),
+        "{}",
+        m.text()
     );
 }
 
@@ -79,13 +79,19 @@ async fn grpc_web_over_tls_http1() {
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("grpc-status:0"), "{text}");
-    let line = srv
-        .wait_for_log("connection accepted", secs(2.0))
-        .await
-        .expect("accepted line");
-    assert!(
-        line.contains("proto=\"h1\"") && line.contains("tls=true"),
-        "{line}"
+    // Served as HTTP/1.1 over TLS, as the server counts it (this call, then the scrape).
+    let m = cert.metrics(&srv).await;
+    assert_eq!(
+        m.get(r#"keepalive_connections_total{protocol="h2"}"#),
+        Some(0.0),
+        "{}",
+        m.text()
+    );
+    assert_eq!(
+        m.get(r#"keepalive_connections_total{protocol="http1"}"#),
+        Some(2.0),
+        "{}",
+        m.text()
     );
 }
 
@@ -106,13 +112,15 @@ async fn keepalive_ping_over_tls_then_close_after_timeout() {
     assert!(pinged < secs(1.8), "PING after {pinged:?}");
     // Not answered: closed after keepalive-timeout, through the TLS bridge.
     c.expect_closed(secs(3.0)).await.expect("closed");
-    assert!(
-        srv.wait_for_log("reason=\"keepalive_timeout\"", secs(2.0))
-            .await
-            .is_some(),
-        "{}",
-        srv.logs_text()
-    );
+    let closed = cert
+        .wait_for_metric(
+            &srv,
+            r#"keepalive_connections_closed_total{reason="keepalive_timeout"}"#,
+            |v| v >= 1.0,
+            secs(2.0),
+        )
+        .await;
+    assert_eq!(closed, Ok(1.0), "{}", srv.logs_text());
 }
 
 #[tokio::test]
@@ -152,8 +160,19 @@ async fn ping_strikes_over_tls_end_in_goaway_too_many_pings() {
     assert_eq!(g.error_code, error_code::ENHANCE_YOUR_CALM);
     assert_eq!(g.debug_str(), "too_many_pings");
     c.expect_closed(secs(3.0)).await.expect("closed");
-    srv.wait_for_log_count("ping strike", 3, secs(2.0)).await;
-    assert_eq!(srv.log_count("ping strike"), 3, "{}", srv.logs_text());
+    let m = cert.metrics(&srv).await;
+    assert_eq!(
+        m.get("keepalive_ping_strikes_total"),
+        Some(3.0),
+        "{}",
+        m.text()
+    );
+    assert_eq!(
+        m.get(r#"keepalive_goaways_total{reason="too_many_pings"}"#),
+        Some(1.0),
+        "{}",
+        m.text()
+    );
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use pb::{
     ResumeRequest, SubscribeRequest, SubscribeResponse,
 };
 use std::time::Duration;
-use tests::server::ServerProcess;
+use testkit::ServerProcess;
 use tonic::transport::Channel;
 use tonic::{IntoRequest, Response, Status, Streaming};
 

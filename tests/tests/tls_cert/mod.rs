@@ -6,8 +6,8 @@
 use rustls_pki_types::{CertificateDer, ServerName};
 use std::path::PathBuf;
 use std::sync::Arc;
+use testkit::ServerProcess;
 use tests::h2raw::RawH2;
-use tests::server::ServerProcess;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::crypto::ring;
@@ -99,5 +99,46 @@ impl TestCert {
 impl Drop for TestCert {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl TestCert {
+    /// `GET /metrics` over TLS (HTTP/1.1, a connection of its own).
+    pub async fn metrics(&self, srv: &ServerProcess) -> testkit::Metrics {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut tls, _) = self.connect(srv, &[b"http/1.1"]).await;
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nhost: localhost:{}\r\nconnection: close\r\n\r\n",
+            srv.addr().port()
+        );
+        tls.write_all(request.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tls.read_to_end(&mut raw))
+            .await;
+        let body = testkit::metrics::response_body(&raw)
+            .unwrap_or_else(|e| panic!("/metrics over TLS: {e}"));
+        testkit::Metrics::parse(&body)
+    }
+
+    /// One sample of [`metrics`](Self::metrics), once it satisfies `ok` (polled for up
+    /// to `timeout`); the last value seen otherwise.
+    pub async fn wait_for_metric(
+        &self,
+        srv: &ServerProcess,
+        sample: &str,
+        ok: impl Fn(f64) -> bool,
+        timeout: std::time::Duration,
+    ) -> Result<f64, Option<f64>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let value = self.metrics(srv).await.get(sample);
+            if let Some(v) = value.filter(|v| ok(*v)) {
+                return Ok(v);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(value);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 }

@@ -1,0 +1,185 @@
+//! `testkit`: the harness as a process, for the orchestration in `cargo xtask`.
+//!
+//! ```text
+//! testkit browser-server --server BIN [--listen ADDR] [--controller ADDR] [--log FILE] -- ARGS…
+//! testkit supervise --server BIN [--listen ADDR] [--restart-exit-code 75] [--log FILE]
+//!                   [--announce TEXT] -- ARGS…
+//! ```
+//!
+//! - `browser-server`: the server under a [`Supervisor`] and the HTTP
+//!   [controller](testkit::controller) for the browser tests. Once both listen it prints
+//!   one line on stdout, `testkit: server http://ADDR controller http://ADDR`, and runs
+//!   until its stdin closes (its parent is gone) or SIGINT/SIGTERM; then it kills the
+//!   server and exits.
+//! - `supervise`: the demo's server, its lines echoed; when it exits with the restart
+//!   code (the dashboard's Restart button) it is started again on the same port; any other
+//!   exit ends `testkit` with that code. Ctrl-C reaches the server too (one process
+//!   group): it drains, exits 0, and so does `testkit`.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use testkit::{LogFile, ServerProcess, Supervisor};
+use tokio::io::AsyncReadExt;
+
+#[derive(Parser, Debug)]
+#[command(name = "testkit", about = "The workspace's process harness")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The browser tests' server and its controller.
+    BrowserServer {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Where the controller listens.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        controller: String,
+    },
+    /// A server restarted when it exits with the restart code.
+    Supervise {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The exit code that means "start me again".
+        #[arg(long, default_value_t = 75)]
+        restart_exit_code: i32,
+        /// Printed once the server first listens (`{addr}` is replaced by its address).
+        #[arg(long)]
+        announce: Option<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ServerArgs {
+    /// The server binary.
+    #[arg(long)]
+    server: PathBuf,
+    /// Where it listens (the same address at every restart).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Every line of every process also goes to this file.
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// The server's flags (after `--listen ADDR`).
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+impl ServerArgs {
+    fn supervisor(&self, echo: bool) -> Result<Supervisor, String> {
+        let log = match &self.log {
+            Some(path) => LogFile::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
+            None => LogFile::memory(),
+        };
+        let template = ServerProcess::builder()
+            .program(&self.server)
+            .args(&self.args)
+            .echo(echo);
+        Ok(Supervisor::new(template, log).listen_on(&self.listen))
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn signalled() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+/// Until stdin reaches EOF (the parent closed it, or is gone).
+async fn stdin_closed() {
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 256];
+    while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+}
+
+async fn browser_server(server: ServerArgs, controller: String) -> Result<ExitCode, String> {
+    let mut sup = server.supervisor(false)?;
+    sup.start().await.map_err(|e| e.to_string())?;
+    let server_url = sup.status().url.unwrap_or_default();
+    let shared = Arc::new(tokio::sync::Mutex::new(sup));
+    let (listener, addr) = testkit::controller::bind(&controller)
+        .await
+        .map_err(|e| format!("the controller cannot listen on {controller}: {e}"))?;
+    println!("testkit: server {server_url} controller http://{addr}");
+    let serving = testkit::controller::serve(listener, shared.clone(), async {
+        tokio::select! {
+            () = stdin_closed() => {}
+            () = signalled() => {}
+        }
+    });
+    let result = serving.await;
+    shared.lock().await.kill();
+    result.map_err(|e| format!("the controller failed: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn supervise(
+    server: ServerArgs,
+    restart: i32,
+    announce: Option<String>,
+) -> Result<ExitCode, String> {
+    let mut sup = server.supervisor(true)?;
+    sup.start().await.map_err(|e| e.to_string())?;
+    if let Some(text) = announce {
+        let addr = sup.addr().map(|a| a.to_string()).unwrap_or_default();
+        println!("{}", text.replace("{addr}", &addr));
+    }
+    let mut signals = Box::pin(signalled());
+    loop {
+        let status = tokio::select! {
+            status = sup.wait_exit() => status,
+            () = &mut signals => {
+                // Ours only (not the terminal's, which the server got too): pass it on.
+                if let Some(process) = sup.process() {
+                    process.signal_term();
+                }
+                signals = Box::pin(signalled());
+                continue;
+            }
+        };
+        match status.and_then(|s| s.code()) {
+            Some(code) if code == restart => {
+                eprintln!("testkit: the server exited with {restart}: starting it again");
+                sup.start().await.map_err(|e| e.to_string())?;
+            }
+            Some(code) => return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
+            None => return Ok(ExitCode::from(1)),
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::BrowserServer { server, controller } => browser_server(server, controller).await,
+        Command::Supervise {
+            server,
+            restart_exit_code,
+            announce,
+        } => supervise(server, restart_exit_code, announce).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("testkit: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
