@@ -4,30 +4,27 @@
 //! 1. Check the tools: `wasm-pack`, `wasm-bindgen-test-runner` at the `wasm-bindgen`
 //!    version in `Cargo.lock`, and a `chromedriver` matching `chromium` (`cargo xtask setup
 //!    --browser` installs them).
-//! 2. Start a [`TestServer`]: the debug server (built by the step before) under a
-//!    [`Supervisor`] with [`SERVER_FLAGS`] and chaos, and the [`Controller`] (kill, stop,
-//!    start, restart over HTTP, see `controller.rs`) — on free ports for `cargo xtask
-//!    test`, on [`DEFAULT_SERVER`] and [`DEFAULT_CONTROLLER`] for `cargo xtask
-//!    test-server`, where the tests look when nothing else is set.
+//! 2. Start a [`TestServer`]: `testkit browser-server` (the workspace's harness) runs
+//!    the debug server (built by the step before) with [`SERVER_FLAGS`] and chaos under
+//!    its supervisor, and its controller (kill, stop, start, restart over HTTP) — on free
+//!    ports for `cargo xtask test`, on [`DEFAULT_SERVER`] and [`DEFAULT_CONTROLLER`] for
+//!    `cargo xtask test-server`, where the tests look when nothing else is set.
 //! 3. `wasm-pack test --headless --chrome --mode no-install keepalive-client`: the
 //!    command its users know (`--mode no-install`: the tools setup installed, nothing
 //!    downloaded), with `KEEPALIVE_TEST_SERVER`, `KEEPALIVE_TEST_CONTROLLER` and
 //!    `KEEPALIVE_TEST_CHAOS_TOKEN` for the compile, and `WASM_BINDGEN_TEST_TIMEOUT`.
-//! 4. Always stop the server and the controller (guards' `Drop`, also on failure); on a
-//!    failure print the tail of the server log. Print the wall time.
+//! 4. Always stop testkit and with it the server (`Drop` closes its stdin, also on
+//!    failure); on a failure print the tail of the server log. Print the wall time.
 //!
 //! The server's output goes to `<target>/browser-tests/server.log`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cmd::Cmd;
-use crate::controller::Controller;
 use crate::error::{Error, Result, bail};
 use crate::setup;
-use crate::supervisor::{ServerSpec, Supervisor};
 use crate::workspace::Workspace;
 
 /// The browser client package whose tests run in the browser.
@@ -67,104 +64,142 @@ pub const SERVER_FLAGS: &[&str] = &[
 /// for tests that wait for keepalive timeouts).
 const TEST_TIMEOUT_SECS: &str = "300";
 
-/// Kills the supervised server when dropped (the controller's threads may hold the
-/// supervisor a moment longer; the process must not wait for them).
-struct KillOnDrop(Arc<Mutex<Supervisor>>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        lock(&self.0).kill();
-    }
-}
-
-fn lock(supervisor: &Mutex<Supervisor>) -> std::sync::MutexGuard<'_, Supervisor> {
-    supervisor
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The browser tests' server and its controller; both stop when this is dropped.
+/// The browser tests' server and its controller: a `testkit browser-server` process (the
+/// harness's supervisor and controller), stopped when this is dropped — its stdin is a
+/// pipe from us, and it stops the server and exits when that closes, also when xtask
+/// dies.
 pub struct TestServer {
-    supervisor: Arc<Mutex<Supervisor>>,
-    // Field order: the controller stops before the server is killed.
-    controller: Controller,
-    _kill: KillOnDrop,
+    child: std::process::Child,
     /// `http://ADDR` of the server.
     pub server_url: String,
+    /// `http://ADDR` of the controller.
+    pub controller_url: String,
     /// Its `--chaos-token`.
     pub chaos_token: String,
-    /// Where its output goes.
+    /// Where the server's output goes.
     pub log_file: PathBuf,
 }
 
 impl TestServer {
     /// Starts the debug server (with [`SERVER_FLAGS`], chaos with `chaos_token`, a fresh
-    /// file-backed event log) on `listen`, and the controller on `controller`.
+    /// file-backed event log) on `listen`, and the controller on `controller`, through
+    /// the debug `testkit` binary (both built by the step before).
     pub fn start(
         ws: &Workspace,
         listen: &str,
         controller: &str,
         chaos_token: &str,
     ) -> Result<Self> {
+        use std::io::BufRead;
         let target_dir = ws.target_dir();
-        let server_bin = target_dir
-            .join("debug")
-            .join(format!("server{}", std::env::consts::EXE_SUFFIX));
-        if !server_bin.is_file() {
-            bail!(
-                "no server binary at {}: build it first (`cargo build -p server --bin server`)",
-                server_bin.display()
-            );
+        let bin = |name: &str| {
+            target_dir
+                .join("debug")
+                .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+        };
+        let (server_bin, testkit) = (bin("server"), bin("testkit"));
+        for (path, package) in [(&server_bin, "server"), (&testkit, "testkit")] {
+            if !path.is_file() {
+                bail!(
+                    "no {} binary at {}: build it first (`cargo build -p {package} --bin {package}`)",
+                    package,
+                    path.display()
+                );
+            }
         }
-        let mut args: Vec<String> = SERVER_FLAGS.iter().map(|s| (*s).to_owned()).collect();
-        args.extend(["--chaos-token".to_owned(), chaos_token.to_owned()]);
         // A file-backed event log, fresh for each run: a restarted server keeps the
         // sequence space, so a resumed stream can be checked for "nothing lost, nothing
         // twice".
         let event_log = target_dir.join("browser-tests").join("events.log");
         let _ = std::fs::remove_file(&event_log);
-        args.extend(["--event-log".to_owned(), event_log.display().to_string()]);
-
         let log_file = target_dir.join("browser-tests").join("server.log");
-        let supervisor = Supervisor::new(
-            ServerSpec {
-                program: server_bin,
-                args,
-                env: Vec::new(),
-                dir: ws.root.clone(),
-            },
-            Some(&log_file),
-        )?
-        .listen_on(listen);
-        let supervisor = Arc::new(Mutex::new(supervisor));
-        let kill = KillOnDrop(supervisor.clone());
-        let server_url = {
-            let mut sup = lock(&supervisor);
-            sup.start()?;
-            match sup.addr() {
-                Some(addr) => format!("http://{addr}"),
-                None => bail!("the server started but its address is unknown"),
-            }
+        let mut cmd = std::process::Command::new(&testkit);
+        cmd.arg("browser-server")
+            .arg("--server")
+            .arg(&server_bin)
+            .args(["--listen", listen, "--controller", controller])
+            .arg("--log")
+            .arg(&log_file)
+            .arg("--")
+            .args(SERVER_FLAGS)
+            .args(["--chaos-token", chaos_token])
+            .arg("--event-log")
+            .arg(&event_log)
+            .current_dir(&ws.root)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::new(format!("cannot start {}: {e}", testkit.display())))?;
+        let mut line = String::new();
+        let read = child
+            .stdout
+            .take()
+            .map(|out| std::io::BufReader::new(out).read_line(&mut line));
+        // `testkit: server http://A controller http://B`
+        let mut words = line.split_whitespace();
+        let (
+            Some("testkit:"),
+            Some("server"),
+            Some(server_url),
+            Some("controller"),
+            Some(controller_url),
+        ) = (
+            words.next(),
+            words.next(),
+            words.next(),
+            words.next(),
+            words.next(),
+        )
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "`testkit browser-server` did not start the server ({read:?}, {line:?}); its log: {}",
+                ws.rel(&log_file)
+            );
         };
-        let controller = Controller::start(supervisor.clone(), controller)?;
         Ok(TestServer {
-            supervisor,
-            controller,
-            _kill: kill,
-            server_url,
+            server_url: server_url.to_owned(),
+            controller_url: controller_url.to_owned(),
+            child,
             chaos_token: chaos_token.to_owned(),
             log_file,
         })
     }
 
-    /// `http://ADDR` of the controller.
-    pub fn controller_url(&self) -> String {
-        self.controller.url()
-    }
-
     /// The last `n` lines the server wrote.
     pub fn log_tail(&self, n: usize) -> Vec<String> {
-        lock(&self.supervisor).log_tail(n)
+        let text = std::fs::read_to_string(&self.log_file).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..]
+            .iter()
+            .map(|l| (*l).to_owned())
+            .collect()
+    }
+
+    /// Until it exits by itself (`cargo xtask test-server`: Ctrl-C).
+    pub fn wait(mut self) -> Result<()> {
+        match self.child.wait() {
+            Ok(_) => Ok(()),
+            Err(e) => bail!("cannot wait for testkit: {e}"),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // Closing its stdin stops it (and the server); killed if it does not go.
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -189,12 +224,12 @@ pub fn run_with(
         server.server_url,
         ws.rel(&server.log_file)
     );
-    println!("test controller: {}", server.controller_url());
+    println!("test controller: {}", server.controller_url);
     println!("test runner:     {tools}");
 
     let mut cmd = wasm_pack_test(&chromedriver, test_args)
         .env("KEEPALIVE_TEST_SERVER", &server.server_url)
-        .env("KEEPALIVE_TEST_CONTROLLER", server.controller_url())
+        .env("KEEPALIVE_TEST_CONTROLLER", &server.controller_url)
         .env("KEEPALIVE_TEST_CHAOS_TOKEN", &server.chaos_token)
         .env("WASM_BINDGEN_TEST_TIMEOUT", timeout_secs)
         .dir(&ws.root);
@@ -256,7 +291,7 @@ pub fn serve(ws: &Workspace) -> Result<()> {
         server.server_url,
         ws.rel(&server.log_file)
     );
-    println!("test controller: {}", server.controller_url());
+    println!("test controller: {}", server.controller_url);
     println!("test runner:     {tools}");
     println!();
     println!("In another terminal, the browser tests (Ctrl-C here stops the server):");
@@ -265,10 +300,8 @@ pub fn serve(ws: &Workspace) -> Result<()> {
     );
     println!("or one test file, one test:");
     println!("    wasm-pack test --headless --chrome keepalive-client --test keepalive -- stalled");
-    // Ctrl-C reaches the server too (same process group): it drains and exits.
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
-    }
+    // Ctrl-C reaches testkit and the server too (one process group): they stop.
+    server.wait()
 }
 
 /// Checks wasm-pack, the test runner and chromedriver; describes them, and returns the

@@ -13,28 +13,24 @@
 //!    is not on the server's command line) and into the URL printed here, in the fragment
 //!    (`/#chaos=TOKEN`), which browsers never send to a server: only whoever opens that URL
 //!    can break things.
-//! 4. Supervise: when the server exits with code 75 (the page's "Restart server", chaos
-//!    RESTART: a graceful stop), it is started again on the same port; exit code 0 (Ctrl-C)
-//!    ends the demo; anything else is an error.
+//! 4. Supervise: xtask becomes (`exec`) `testkit supervise`, the harness's supervisor:
+//!    when the server exits with code 75 (the page's "Restart server", chaos RESTART: a
+//!    graceful stop), it is started again on the same port; any other exit ends the demo
+//!    with that code.
 //!
 //! Ctrl-C: the terminal sends SIGINT to the whole process group. The server drains
-//! gracefully on it (GoAway to every subscription, GOAWAY to every connection) and exits 0;
-//! xtask must outlive it to see that exit and print the end. Rust's standard library
-//! cannot ignore a signal, so before serving, xtask runs itself again through
-//! `sh -c "trap '' INT; exec ..."` (an ignored signal stays ignored across `exec`). The
-//! server installs its own SIGINT handler, so it still gets Ctrl-C. Setup and the builds
-//! run before that, with Ctrl-C working as usual.
+//! gracefully on it (GoAway to every subscription, GOAWAY to every connection) and exits 0,
+//! and `testkit` (which handles SIGINT rather than dying of it) exits with it.
 
 use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::browser::random_token;
 use crate::cmd::Cmd;
 use crate::error::{Error, Result, bail};
 use crate::page;
 use crate::setup::{self, Setup};
-use crate::supervisor::{ServerSpec, Supervisor};
 use crate::workspace::Workspace;
 
 /// The address the demo listens on unless `--listen` says otherwise.
@@ -71,13 +67,7 @@ const DEMO_FLAGS: &[&str] = &[
 ];
 
 /// The server's exit code when it stops to be restarted (`server::RESTART_EXIT_CODE`).
-const RESTART_EXIT_CODE: i32 = 75;
-
-/// Set in the re-executed xtask that serves (see the module docs).
-const SERVE_ENV: &str = "XTASK_DEMO_SERVE";
-
-/// Runs `"$0" "$@"` with SIGINT ignored.
-const IGNORING_SIGINT: &str = "trap '' INT; exec \"$0\" \"$@\"";
+const RESTART_EXIT_CODE: &str = "75";
 
 /// Options of `cargo xtask demo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,9 +154,6 @@ fn self_signed_certificate(dir: &Path) -> Result<(PathBuf, PathBuf)> {
 
 /// Runs `cargo xtask demo`: builds, then serves until Ctrl-C.
 pub fn run(ws: &Workspace, opts: &DemoOptions) -> Result<()> {
-    if std::env::var_os(SERVE_ENV).is_some() {
-        return serve(ws, opts);
-    }
     setup::run(ws, Setup { browser: false })?;
     setup::page_tools(ws)?;
     let dist = page::build(ws)?;
@@ -174,35 +161,28 @@ pub fn run(ws: &Workspace, opts: &DemoOptions) -> Result<()> {
     ws.cargo()
         .args(["build", "--release", "-p", "server", "--bin", "server"])
         .run()?;
+    ws.cargo()
+        .args(["build", "-p", "testkit", "--bin", "testkit"])
+        .run()?;
     println!(
         "\ndashboard: {} (wasm {}, {} gzip)",
         ws.rel(&dist),
         page::kb(sizes.raw),
         page::kb(sizes.gzip)
     );
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::new(format!("cannot find xtask's own executable: {e}")))?;
-    Err(Cmd::new("sh")
-        .arg("-c")
-        .arg(IGNORING_SIGINT)
-        .arg(exe)
-        .args(std::env::args_os().skip(1))
-        .env(SERVE_ENV, "1")
-        .exec())
+    Err(serve(ws, opts)?.exec())
 }
 
-/// Starts the server under a supervisor and restarts it on request until it stops.
-fn serve(ws: &Workspace, opts: &DemoOptions) -> Result<()> {
+/// Prints where the demo will be, and returns the `testkit supervise` command that runs
+/// the server with the demo's settings.
+fn serve(ws: &Workspace, opts: &DemoOptions) -> Result<Cmd> {
     let target = ws.target_dir();
-    let server = target
-        .join("release")
-        .join(format!("server{}", std::env::consts::EXE_SUFFIX));
-    if !server.is_file() {
-        bail!(
-            "no release server at {}: run `cargo xtask demo` (it builds it)",
-            ws.rel(&server)
-        );
-    }
+    let exe = |profile: &str, name: &str| {
+        target
+            .join(profile)
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+    };
+    let (server, testkit) = (exe("release", "server"), exe("debug", "testkit"));
     let dir = target.join("demo");
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::new(format!("cannot create {}: {e}", dir.display())))?;
@@ -239,65 +219,58 @@ fn serve(ws: &Workspace, opts: &DemoOptions) -> Result<()> {
             .map(|a| a.to_string_lossy().into_owned()),
     );
     let log = dir.join("server.log");
-    let mut sup = Supervisor::new(
-        ServerSpec {
-            program: server,
-            args,
-            env: Vec::new(),
-            dir: ws.root.clone(),
-        },
-        Some(&log),
-    )?
-    .listen_on(&opts.listen)
-    .echo(true);
-    sup.start()?;
-    let addr = connect_address(
-        &sup.addr()
-            .map_or_else(|| opts.listen.clone(), |a| a.to_string()),
+    let addr = connect_address(&opts.listen);
+    let mut announce = String::new();
+    let _ = writeln!(announce, "\nDemo starting (Ctrl-C stops it):");
+    let _ = writeln!(
+        announce,
+        "  dashboard: {}",
+        page_url(&addr, &token, opts.tls)
     );
-    let url = page_url(&addr, &token, opts.tls);
-    println!();
-    println!("Demo running (Ctrl-C stops it):");
-    println!("  dashboard: {url}");
-    println!("             (the part after # is the chaos token: it stays in your browser)");
-    println!("  server log: {}", ws.rel(&log));
+    let _ = writeln!(
+        announce,
+        "             (the part after # is the chaos token: it stays in your browser)"
+    );
+    let _ = writeln!(announce, "  server log: {}", ws.rel(&log));
     if opts.tls {
-        println!(
+        let _ = writeln!(
+            announce,
             "             (https with a self-signed certificate made now, {}: \
              the browser asks once; then the page runs over HTTP/2)",
             ws.rel(&dir.join("tls-cert.pem"))
         );
-        println!("  health:    grpcurl -insecure {addr} grpc.health.v1.Health/Check");
+        let _ = writeln!(
+            announce,
+            "  health:    grpcurl -insecure {addr} grpc.health.v1.Health/Check"
+        );
     } else {
-        println!("  health:    grpcurl -plaintext {addr} grpc.health.v1.Health/Check");
-        println!(
+        let _ = writeln!(
+            announce,
+            "  health:    grpcurl -plaintext {addr} grpc.health.v1.Health/Check"
+        );
+        let _ = writeln!(
+            announce,
             "  peer:      {} {} health --target {addr}",
             ws.rel(&ws.venv_python()),
             ws.rel(&ws.peer_script())
         );
     }
-    println!();
-
-    loop {
-        std::thread::sleep(Duration::from_millis(100));
-        let Some(status) = sup.poll_exit() else {
-            continue;
-        };
-        match status.code() {
-            Some(RESTART_EXIT_CODE) => {
-                println!(
-                    "\n[demo] the server stopped to restart (chaos RESTART): starting it again"
-                );
-                sup.start()?;
-                println!("[demo] the server is back: {url}\n");
-            }
-            Some(0) => {
-                println!("\n[demo] the server stopped; the demo is over");
-                return Ok(());
-            }
-            _ => bail!("the server exited ({status}); its log: {}", ws.rel(&log)),
-        }
-    }
+    print!("{announce}");
+    Ok(Cmd::new(testkit)
+        .arg("supervise")
+        .arg("--server")
+        .arg(server)
+        .args([
+            "--listen",
+            &opts.listen,
+            "--restart-exit-code",
+            RESTART_EXIT_CODE,
+        ])
+        .arg("--log")
+        .arg(&log)
+        .arg("--")
+        .args(&args)
+        .dir(&ws.root))
 }
 
 /// Writes `text` to `path`, readable by its owner only.

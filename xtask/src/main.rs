@@ -37,12 +37,8 @@
 //! - [`workspace`]: paths (root, `.tools/`, the venv, the target dir) and `$CARGO`.
 //! - [`setup`]: `cargo xtask setup`, one function per installed thing.
 //! - [`mod@test`]: `cargo xtask test`, timed steps and a summary.
-//! - [`browser`]: the browser test step (server + test controller + `wasm-pack test` in
-//!   headless Chromium) and `cargo xtask test-server`.
-//! - [`supervisor`]: owns the browser tests' server process (start on a free
-//!   port, restart on the same port, kill, stop, captured log).
-//! - [`controller`]: the test controller, a std-only HTTP endpoint through
-//!   which browser tests kill and restart that server.
+//! - [`browser`]: the browser test step (`testkit browser-server` for the server and its
+//!   controller, then `wasm-pack test` in headless Chromium) and `cargo xtask test-server`.
 //! - [`demo`]: `cargo xtask demo`.
 //! - [`page`]: Trunk builds (the dashboard for `demo` and `test`) and wasm sizes.
 //! - [`example`]: the example's pages (Trunk; buf, tsc, esbuild) and `cargo xtask example`.
@@ -55,7 +51,6 @@ mod browser;
 mod cli;
 mod client;
 mod cmd;
-mod controller;
 mod demo;
 mod error;
 mod example;
@@ -63,7 +58,6 @@ mod fuzz;
 mod page;
 mod setup;
 mod soak;
-mod supervisor;
 mod test;
 mod workspace;
 

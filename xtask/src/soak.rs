@@ -35,10 +35,11 @@ impl Default for SoakOptions {
     }
 }
 
-/// Runs `cargo xtask soak`: builds the debug server, then the soak test alone.
+/// Runs `cargo xtask soak`: builds the debug server and testkit, then the soak test alone.
 pub fn run(ws: &Workspace, opts: &SoakOptions) -> Result<()> {
     ws.cargo()
         .args(["build", "-p", "server", "--bin", "server"])
+        .args(["-p", "testkit", "--bin", "testkit"])
         .run()?;
     let mut env = vec![("KEEPALIVE_SOAK_FAULTS", opts.faults.to_string())];
     if let Some(seed) = opts.seed {

@@ -10,7 +10,7 @@
 //!    feature) (skipped with `--no-lint`); then `cargo doc --no-deps` of every crate
 //!    (the browser ones for wasm32) with `RUSTDOCFLAGS=-D warnings`;
 //! 3. `cargo build` of the `server` and `prices-server` binaries, so integration tests can
-//!    start them;
+//!    start them, and of `testkit` (the harness's binary: the browser tests' server);
 //! 4. with the browser tests: `trunk build --release` of the dashboard
 //!    ([`crate::page`]), which `tests/tests/dashboard_e2e.rs` opens in headless
 //!    Chromium (it gets `KEEPALIVE_DASHBOARD_E2E=require` and `KEEPALIVE_WEB_DIST`), and
@@ -234,7 +234,8 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
         }
     }
 
-    // The demo server and the example server, which the integration tests start.
+    // The demo server and the example server, which the integration tests start, and the
+    // harness's binary, which runs the browser tests' server.
     let build = ws.cargo().args([
         "build",
         "-p",
@@ -245,6 +246,10 @@ fn run_steps(ws: &Workspace, opts: &TestOptions, runner: &mut Runner) -> Result<
         "prices-server",
         "--bin",
         "prices-server",
+        "-p",
+        "testkit",
+        "--bin",
+        "testkit",
     ]);
     runner.step(build.to_string(), || build.run())?;
 

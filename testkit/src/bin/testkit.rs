@@ -2,8 +2,7 @@
 //!
 //! ```text
 //! testkit browser-server --server BIN [--listen ADDR] [--controller ADDR] [--log FILE] -- ARGS…
-//! testkit supervise --server BIN [--listen ADDR] [--restart-exit-code 75] [--log FILE]
-//!                   [--announce TEXT] -- ARGS…
+//! testkit supervise --server BIN [--listen ADDR] [--restart-exit-code 75] [--log FILE] -- ARGS…
 //! ```
 //!
 //! - `browser-server`: the server under a [`Supervisor`] and the HTTP
@@ -47,9 +46,6 @@ enum Command {
         /// The exit code that means "start me again".
         #[arg(long, default_value_t = 75)]
         restart_exit_code: i32,
-        /// Printed once the server first listens (`{addr}` is replaced by its address).
-        #[arg(long)]
-        announce: Option<String>,
     },
 }
 
@@ -129,17 +125,9 @@ async fn browser_server(server: ServerArgs, controller: String) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-async fn supervise(
-    server: ServerArgs,
-    restart: i32,
-    announce: Option<String>,
-) -> Result<ExitCode, String> {
+async fn supervise(server: ServerArgs, restart: i32) -> Result<ExitCode, String> {
     let mut sup = server.supervisor(true)?;
     sup.start().await.map_err(|e| e.to_string())?;
-    if let Some(text) = announce {
-        let addr = sup.addr().map(|a| a.to_string()).unwrap_or_default();
-        println!("{}", text.replace("{addr}", &addr));
-    }
     let mut signals = Box::pin(signalled());
     loop {
         let status = tokio::select! {
@@ -172,8 +160,7 @@ async fn main() -> ExitCode {
         Command::Supervise {
             server,
             restart_exit_code,
-            announce,
-        } => supervise(server, restart_exit_code, announce).await,
+        } => supervise(server, restart_exit_code).await,
     };
     match result {
         Ok(code) => code,
