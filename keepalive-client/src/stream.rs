@@ -64,8 +64,20 @@ pub(crate) struct CallCtx {
 
 impl CallCtx {
     /// The session to open the stream in.
-    pub async fn session(&self) -> Result<String, Status> {
-        session::ensure_session(&self.shared).await.map(|s| s.id)
+    /// The channel's session, put into `resume` for the next call; `None` (the stream
+    /// is reported lost, to be retried after the backoff) when none can be opened.
+    pub async fn join_session(&self, resume: &mut ResumeRequest) -> Option<String> {
+        match session::ensure_session(&self.shared).await {
+            Ok(s) => {
+                resume.session_id.clone_from(&s.id);
+                Some(s.id)
+            }
+            Err(status) => {
+                tracing::info!("opening a session failed: {status}");
+                self.lost();
+                None
+            }
+        }
     }
 
     pub fn forget_session(&self, id: &str) {
@@ -184,14 +196,9 @@ async fn run_typed<M: ResumableMessage>(
 ) {
     let mut stream = None;
     for attempt in 0..2 {
-        let session = match ctx.session().await {
-            Ok(s) => s,
-            Err(status) => {
-                tracing::info!("opening a session failed: {status}");
-                return ctx.lost();
-            }
+        let Some(session) = ctx.join_session(&mut resume).await else {
+            return;
         };
-        resume.session_id = session.clone();
         let Some(channel) = ctx.shared.upgrade().map(|shared| crate::Channel { shared }) else {
             return;
         };

@@ -23,9 +23,9 @@
 //! `KEEPALIVE_CHROMIUM_PINGS` (a number) asks for that many PING periods instead of 3.
 
 mod tls_cert;
+mod webdriver;
 
-use fantoccini::ClientBuilder;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 use testkit::chromedriver::{self, ChromeDriver};
 use tls_cert::TestCert;
@@ -80,18 +80,13 @@ async fn chromium_over_tls_h2_pings_are_never_punished_by_the_defaults() {
     let srv = cert.server(&["--web-root", &root_arg]).await;
 
     let driver = ChromeDriver::start(&driver_bin).expect("chromedriver");
-    let mut args = driver.chrome_args(800, 600);
-    args.push("--ignore-certificate-errors".into());
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({ "binary": chromium.display().to_string(), "args": args }),
-    );
-    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url())
-        .await
-        .expect("a WebDriver session in headless Chromium");
+    let browser = webdriver::session(
+        &driver,
+        &chromium,
+        (800, 600),
+        &["--ignore-certificate-errors"],
+    )
+    .await;
     let url = format!("https://127.0.0.1:{}/", srv.addr().port());
     browser.goto(&url).await.expect("open the page over https");
 

@@ -14,8 +14,9 @@
 //! that variable (a plain `cargo test`) the test says what is missing and passes.
 //! `KEEPALIVE_WEB_DIST` names the page's directory (default `<workspace>/web/dist`).
 
-use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, ClientBuilder, Locator};
+mod webdriver;
+
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -58,28 +59,6 @@ fn prerequisites() -> Result<Prerequisites, String> {
         chromedriver,
         chromium,
     })
-}
-
-/// `POST /session/{id}/se/log {"type":"browser"}`: ChromeDriver's browser log (console
-/// messages, uncaught exceptions, failed loads) since the last call.
-#[derive(Debug)]
-struct BrowserLog;
-
-impl WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
-    }
 }
 
 /// Runs `script` in the page and returns its value.
@@ -140,7 +119,10 @@ where
 async fn diagnose(browser: &Client) -> String {
     let (state, lost) = state(browser).await;
     let timeline = timeline(browser).await;
-    let log = browser.issue_cmd(BrowserLog).await.unwrap_or_default();
+    let log = browser
+        .issue_cmd(webdriver::BrowserLog)
+        .await
+        .unwrap_or_default();
     format!("state {state} (left READY {lost} times)\ntimeline:\n{timeline}\nbrowser log: {log:#}")
 }
 
@@ -273,21 +255,7 @@ async fn dashboard_recovers_from_drop_and_stall() {
         .start()
         .await;
     let driver = ChromeDriver::start(&prereq.chromedriver).expect("start chromedriver");
-    let mut caps = serde_json::Map::new();
-    caps.insert("browserName".into(), json!("chrome"));
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": prereq.chromium.display().to_string(),
-            "args": driver.chrome_args(WINDOW.0, WINDOW.1),
-        }),
-    );
-    caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
-    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url())
-        .await
-        .expect("a WebDriver session in headless Chromium");
+    let browser = webdriver::session(&driver, &prereq.chromium, WINDOW, &[]).await;
 
     let page = format!("{}/#chaos={TOKEN}", srv.url());
     browser.goto(&page).await.expect("open the dashboard");
@@ -356,7 +324,10 @@ async fn dashboard_recovers_from_drop_and_stall() {
     let shot = server::target_dir().join("dashboard.png");
     std::fs::write(&shot, png).expect("write the screenshot");
 
-    let log = browser.issue_cmd(BrowserLog).await.expect("browser log");
+    let log = browser
+        .issue_cmd(webdriver::BrowserLog)
+        .await
+        .expect("browser log");
     let entries = log.as_array().cloned().unwrap_or_default();
     let severe: Vec<&Value> = entries
         .iter()

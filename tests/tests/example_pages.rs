@@ -16,8 +16,9 @@
 //! `KEEPALIVE_PAGES_E2E=require` and `KEEPALIVE_PAGES_DIST`); without them the test says
 //! what is missing and passes.
 
-use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, ClientBuilder};
+mod webdriver;
+
+use fantoccini::Client;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,27 +49,6 @@ fn dist() -> Result<PathBuf, String> {
         }
     }
     Ok(dist)
-}
-
-/// `POST /session/{id}/se/log {"type":"browser"}`: the page's console since the last call.
-#[derive(Debug)]
-struct BrowserLog;
-
-impl WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
-    }
 }
 
 /// The page's test hooks (`window.__prices`).
@@ -137,7 +117,11 @@ impl Page<'_> {
                 return v;
             }
             if Instant::now() >= deadline {
-                let log = self.browser.issue_cmd(BrowserLog).await.unwrap_or_default();
+                let log = self
+                    .browser
+                    .issue_cmd(webdriver::BrowserLog)
+                    .await
+                    .unwrap_or_default();
                 panic!(
                     "{}: timed out after {timeout:?} waiting for {what}; state {:?}, ticks {:?}\nbrowser log: {log:#}",
                     self.name,
@@ -343,21 +327,7 @@ async fn the_example_pages_keep_their_streams_alive() {
         chromedriver::find_chromedriver().expect("chromedriver: cargo xtask setup --browser");
     let chromium = chromedriver::find_chromium().expect("chromium: cargo xtask setup --browser");
     let driver = ChromeDriver::start(&chromedriver).expect("start chromedriver");
-    let mut caps = serde_json::Map::new();
-    caps.insert("browserName".into(), json!("chrome"));
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium.display().to_string(),
-            "args": driver.chrome_args(1000, 800),
-        }),
-    );
-    caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
-    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url())
-        .await
-        .expect("a WebDriver session in headless Chromium");
+    let browser = webdriver::session(&driver, &chromium, (1000, 800), &[]).await;
     for name in ["rust", "ts"] {
         scenario(&browser, &dist, name).await;
     }

@@ -168,6 +168,17 @@ impl TestServer {
         })
     }
 
+    /// Prints where the server, its log and the controller are, and the test runner.
+    fn describe(&self, ws: &Workspace, tools: &str) {
+        println!(
+            "test server:     {} (log: {})",
+            self.server_url,
+            ws.rel(&self.log_file)
+        );
+        println!("test controller: {}", self.controller_url);
+        println!("test runner:     {tools}");
+    }
+
     /// The last `n` lines the server wrote.
     pub fn log_tail(&self, n: usize) -> Vec<String> {
         let text = std::fs::read_to_string(&self.log_file).unwrap_or_default();
@@ -219,13 +230,7 @@ pub fn run_with(
 ) -> Result<Duration> {
     let (tools, chromedriver) = check_tools(ws)?;
     let server = TestServer::start(ws, "127.0.0.1:0", "127.0.0.1:0", &random_token())?;
-    println!(
-        "server:          {} (log: {})",
-        server.server_url,
-        ws.rel(&server.log_file)
-    );
-    println!("test controller: {}", server.controller_url);
-    println!("test runner:     {tools}");
+    server.describe(ws, &tools);
 
     let mut cmd = wasm_pack_test(&chromedriver, test_args)
         .env("KEEPALIVE_TEST_SERVER", &server.server_url)
@@ -286,13 +291,7 @@ pub fn serve(ws: &Workspace) -> Result<()> {
     let (tools, _) = check_tools(ws)?;
     let server = TestServer::start(ws, DEFAULT_SERVER, DEFAULT_CONTROLLER, DEFAULT_CHAOS_TOKEN)?;
     println!();
-    println!(
-        "test server:     {} (log: {})",
-        server.server_url,
-        ws.rel(&server.log_file)
-    );
-    println!("test controller: {}", server.controller_url);
-    println!("test runner:     {tools}");
+    server.describe(ws, &tools);
     println!();
     println!("In another terminal, the browser tests (Ctrl-C here stops the server):");
     println!(

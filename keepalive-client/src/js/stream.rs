@@ -85,14 +85,9 @@ impl Drop for AbortOnDrop {
 async fn run(runner: Rc<JsRunner>, ctx: CallCtx, mut resume: ResumeRequest) {
     let ctx = Rc::new(ctx);
     for attempt in 0..2 {
-        let session = match ctx.session().await {
-            Ok(s) => s,
-            Err(status) => {
-                tracing::info!("opening a session failed: {status}");
-                return ctx.lost();
-            }
+        let Some(session) = ctx.join_session(&mut resume).await else {
+            return;
         };
-        resume.session_id = session.clone();
         let state = Rc::new(CallState {
             ctx: ctx.clone(),
             outcome: RefCell::new(None),
