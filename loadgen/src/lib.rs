@@ -1,4 +1,5 @@
-//! A load generator that behaves like the browser client, for `cargo xtask bench`.
+//! A load generator that behaves like the browser client, and the bench that runs it
+//! (`cargo xtask bench`).
 //!
 //! Each simulated session is what a page running `keepalive-client` does: gRPC-web over
 //! HTTP/1.1 with at most six connections, one resumable subscription plus heartbeats,
@@ -16,9 +17,13 @@
 //! - [`scenario`]: the runs: [`scenario::sessions`] (capacity, detection with chaos
 //!   STALL, recovery after a restart, fan-out) and [`scenario::unary`] (throughput).
 //! - [`limits`]: the open-file limit, raised for tens of thousands of sockets.
+//! - [`mod@bench`]: the bench's scenarios, one module each, run against fresh server
+//!   processes (testkit) with `loadgen` children; its tables and `bench.json`.
 //! - `main.rs`: the `loadgen` command line; `bin/bench-server.rs`: a stock
-//!   `tonic::transport::Server` serving the same service, for the overhead comparison.
+//!   `tonic::transport::Server` serving the same service, for the overhead comparison;
+//!   `bin/bench.rs`: the bench's command line (run by `cargo xtask bench`).
 
+pub mod bench;
 pub mod driver;
 pub mod grpc;
 pub mod histogram;

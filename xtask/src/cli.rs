@@ -58,13 +58,15 @@ COMMANDS:
         command into target/demo/.
 
     bench [--quick] [--only SCENARIO,...]
-        Build the release server, loadgen and bench-server, then measure on
-        127.0.0.1: capacity (100, 1 000, 10 000 browser sessions), overhead
-        (our server vs a stock tonic server, HTTP/2 and gRPC-web/HTTP/1.1),
-        detection (chaos STALL), recovery (server restart), fan-out (1 000
-        subscribers) and sizes (client and dashboard wasm). Prints markdown
-        tables; writes target/bench/bench.md and bench.json and every
-        process's log. About 5 minutes. Nothing timed is asserted.
+        Build the release server, loadgen, bench-server and bench (and, for
+        sizes, the example's pages and the dashboard), then run bench
+        (loadgen/src/bench/), which measures on 127.0.0.1: capacity (100,
+        1 000, 10 000 browser sessions), overhead (our server vs a stock
+        tonic server, HTTP/2 and gRPC-web/HTTP/1.1), detection (chaos STALL),
+        recovery (server restart), fan-out (1 000 subscribers) and sizes
+        (client and dashboard wasm). Prints markdown tables; writes
+        target/bench/bench.md and bench.json and every process's log. About
+        5 minutes. Nothing timed is asserted.
         --quick: few sessions, short windows (checks that it runs).
         --only: some of capacity, overhead, detection, recovery, fanout, sizes.
 

@@ -42,7 +42,7 @@
 //! - [`demo`]: `cargo xtask demo`.
 //! - [`page`]: Trunk builds (the dashboard for `demo` and `test`) and wasm sizes.
 //! - [`example`]: the example's pages (Trunk; buf, tsc, esbuild) and `cargo xtask example`.
-//! - [`bench`]: `cargo xtask bench`, its child processes and its report.
+//! - [`mod@bench`]: `cargo xtask bench`: the release builds, then loadgen's `bench` binary.
 //! - [`fuzz`]: `cargo xtask fuzz`.
 //! - [`soak`]: `cargo xtask soak`.
 

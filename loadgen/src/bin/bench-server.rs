@@ -1,14 +1,14 @@
 //! `bench-server`: the same services (the demo's feed and the library's session service)
 //! behind a stock `tonic::transport::Server` (HTTP/1.1 accepted, tonic-web's layer), with
 //! none of the library's connection manager or frame observer. The overhead scenario of
-//! `cargo xtask bench` calls both servers with the same client and compares requests/s.
+//! the bench (`cargo xtask bench`) calls both servers with the same client and compares requests/s.
 //!
 //! ```sh
 //! bench-server --listen 127.0.0.1:9090 [--max-ping-strikes 0]
 //! ```
 //!
-//! It prints `listening on ADDR` on stderr as it starts (give it a fixed port) and stops
-//! on SIGTERM/SIGINT.
+//! It prints `listening on ADDR` on stderr once it listens (with the port the kernel
+//! gave it for port 0) and stops on SIGTERM/SIGINT.
 
 use keepalive::EnforcementPolicy;
 use keepalive_server::TransportStats;
@@ -16,6 +16,7 @@ use server::{Config, Demo};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tonic::transport::server::TcpIncoming;
 
 fn usage() -> ExitCode {
     eprintln!("usage: bench-server --listen ADDR [--max-ping-strikes N]");
@@ -64,14 +65,25 @@ async fn serve(listen: SocketAddr, policy: EnforcementPolicy) -> ExitCode {
         }
     };
     let feed = demo.feed(Arc::new(TransportStats::default())).into_server();
-    // tonic binds (with TCP_NODELAY, its default) when serving starts.
-    eprintln!("listening on {listen}");
+    // Bound here (with TCP_NODELAY, as tonic's own bind does), so that the line below
+    // names the port and comes once connections are accepted.
+    let incoming = match TcpIncoming::bind(listen) {
+        Ok(incoming) => incoming.with_nodelay(Some(true)),
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match incoming.local_addr() {
+        Ok(addr) => eprintln!("listening on {addr}"),
+        Err(e) => eprintln!("warning: bound {listen}, but cannot read the address: {e}"),
+    }
     let result = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
         .add_service(demo.browser.service())
         .add_service(feed)
-        .serve_with_shutdown(listen, keepalive_server::shutdown_signal())
+        .serve_with_incoming_shutdown(incoming, keepalive_server::shutdown_signal())
         .await;
     demo.browser.shutdown();
     match result {

@@ -19,7 +19,7 @@ use crate::histogram::{Summary, summarize_ms};
 use crate::http::{self, Target};
 use demo_proto::v1::{ChaosAction, ChaosRequest, ChaosResponse};
 use keepalive::client::ClientConfig;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -70,7 +70,7 @@ pub struct SessionsOptions {
 }
 
 /// Detection figures: when sessions left READY after a stall.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Detection {
     /// `Time + Timeout`, ms: the promise.
     pub expected_ms: f64,
@@ -89,7 +89,7 @@ pub struct Detection {
 }
 
 /// Recovery figures: after the first loss in the window (a server restart).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Recovery {
     /// Sessions that lost their connection in the window.
     pub lost: usize,
@@ -117,7 +117,7 @@ pub struct Recovery {
 }
 
 /// What a run measured.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SessionsReport {
     /// Sessions started.
     pub sessions: usize,

@@ -13,7 +13,7 @@ use crate::http::{self, Sender, Target};
 use keepalive_proto::v1::{
     HeartbeatRequest, HeartbeatResponse, OpenSessionRequest, OpenSessionResponse,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -35,7 +35,7 @@ pub struct UnaryOptions {
 }
 
 /// What it measured.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct UnaryReport {
     /// `h2` or `http1`.
     pub protocol: String,
