@@ -44,26 +44,29 @@ pub fn build(ws: &Workspace) -> Result<Pages> {
     let root = ws.root().join("examples").join("prices");
     let dist = ws.target_dir().join(DIST_DIR);
 
-    page::trunk_build(ws, &root.join("web-rust"))?;
+    // Into the target directory cargo uses (`CARGO_TARGET_DIR` too), not the one
+    // Trunk.toml names relative to the repository.
+    page::trunk_build(ws, &root.join("web-rust"), Some(&dist.join("rust")))?;
     let rust_wasm = page::file_sizes(&dist.join("rust").join("prices-web_bg.wasm"))?;
 
     let (pkg, ts_wasm) = client::build(ws)?;
     let web_ts = root.join("web-ts");
     generate(ws, &web_ts, &dist.join("proto"))?;
     client::link_node_modules(ws, &web_ts)?;
+    let tsconfig = ts_project(&web_ts, &pkg, &dist)?;
     let bin = ws.js_bin_dir();
-    Cmd::new(bin.join("tsc"))
-        .arg("-p")
-        .arg(web_ts.join("tsconfig.json"))
-        .run()?;
+    Cmd::new(bin.join("tsc")).arg("-p").arg(&tsconfig).run()?;
     let out = dist.join("ts");
     std::fs::create_dir_all(&out)
         .map_err(|e| crate::error::Error::new(format!("cannot create {}: {e}", out.display())))?;
     let mut outfile = OsString::from("--outfile=");
     outfile.push(out.join("main.js"));
+    let mut tsconfig_arg = OsString::from("--tsconfig=");
+    tsconfig_arg.push(&tsconfig);
     Cmd::new(bin.join("esbuild"))
         .arg(web_ts.join("main.ts"))
         .args(["--bundle", "--minify", "--format=esm", "--target=es2022"])
+        .arg(tsconfig_arg)
         .arg(outfile)
         .dir(&web_ts)
         .run()?;
@@ -77,6 +80,24 @@ pub fn build(ws: &Workspace) -> Result<Pages> {
         ts_wasm,
         ts_bundle,
     })
+}
+
+/// A `tsconfig.json` in `dist` that extends the page's and points `keepalive-client` at
+/// the package built in `pkg` (the page's own names `target/keepalive-client/pkg`, which
+/// is wrong when `CARGO_TARGET_DIR` is elsewhere).
+fn ts_project(web_ts: &Path, pkg: &Path, dist: &Path) -> Result<PathBuf> {
+    let path = dist.join("tsconfig.json");
+    let quote = |p: &Path| format!("{:?}", p.display().to_string());
+    let text = format!(
+        "{{\n  \"extends\": {},\n  \"compilerOptions\": {{ \"paths\": {{ \"keepalive-client\": [{}] }} }},\n  \"files\": [{}]\n}}\n",
+        quote(&web_ts.join("tsconfig.json")),
+        quote(&pkg.join("index")),
+        quote(&web_ts.join("main.ts")),
+    );
+    std::fs::create_dir_all(dist)
+        .and_then(|()| std::fs::write(&path, text))
+        .map_err(|e| crate::error::Error::new(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
 }
 
 /// `buf generate` of the example's proto and the keepalive protos it imports (copied into

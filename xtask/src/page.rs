@@ -32,7 +32,7 @@ pub fn dist_dir(ws: &Workspace) -> PathBuf {
 /// Builds the page (release: what the demo serves and the browser test opens); returns
 /// its directory.
 pub fn build(ws: &Workspace) -> Result<PathBuf> {
-    trunk_build(ws, &ws.root)?;
+    trunk_build(ws, &ws.root, None)?;
     let dist = dist_dir(ws);
     if !dist.join("index.html").is_file() {
         bail!("trunk finished but {} has no index.html", ws.rel(&dist));
@@ -40,9 +40,9 @@ pub fn build(ws: &Workspace) -> Result<PathBuf> {
     Ok(dist)
 }
 
-/// `trunk build --release` in `dir` (its `Trunk.toml` says what and where), offline, with
-/// binaryen's `wasm-opt` first on `PATH`.
-pub fn trunk_build(ws: &Workspace, dir: &Path) -> Result<()> {
+/// `trunk build --release` in `dir` (its `Trunk.toml` says what, and where unless `dist`
+/// is given), offline, with binaryen's `wasm-opt` first on `PATH`.
+pub fn trunk_build(ws: &Workspace, dir: &Path, dist: Option<&Path>) -> Result<()> {
     // Trunk runs cargo offline: make sure every crate (the wasm32-only ones too) is here.
     ws.cargo().arg("fetch").run()?;
     let wasm_opt_dir = ws.wasm_opt_bin_dir();
@@ -57,8 +57,11 @@ pub fn trunk_build(ws: &Workspace, dir: &Path) -> Result<()> {
         path.push(":");
         path.push(rest);
     }
-    Cmd::new("trunk")
-        .args(["build", "--release"])
+    let mut trunk = Cmd::new("trunk").args(["build", "--release"]);
+    if let Some(dist) = dist {
+        trunk = trunk.arg("--dist").arg(dist);
+    }
+    trunk
         .dir(dir)
         .env("PATH", path)
         .env("TRUNK_SKIP_VERSION_CHECK", "true")
