@@ -79,6 +79,7 @@ pub struct Builder {
     pub(crate) extra_routes: Vec<tonic::service::Routes>,
     pub(crate) http: Option<axum::Router>,
     pub(crate) health: HealthReporter,
+    pub(crate) serving_while: Vec<tokio::sync::watch::Receiver<bool>>,
     pub(crate) reflection: bool,
     pub(crate) descriptor_sets: Vec<&'static [u8]>,
     pub(crate) browsers: Vec<BrowserKeepalive>,
@@ -102,6 +103,7 @@ impl Default for Builder {
             extra_routes: Vec::new(),
             http: None,
             health: HealthReporter::new(),
+            serving_while: Vec::new(),
             reflection: true,
             descriptor_sets: vec![tonic_health::pb::FILE_DESCRIPTOR_SET],
             browsers: Vec::new(),
@@ -279,6 +281,15 @@ impl Builder {
     /// services' statuses through it at any time.
     pub fn health_reporter(&self) -> HealthReporter {
         self.health.clone()
+    }
+
+    /// The server and every service it serves say `SERVING` only while `up` shows true
+    /// (health-checking.md: a load balancer's health check takes the replica out): for a
+    /// dependency every call needs, such as the shared Redis
+    /// (`RedisStore::reachable`, feature `redis`).
+    pub fn serving_while(mut self, up: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.serving_while.push(up);
+        self
     }
 
     /// Whether gRPC server reflection (v1 and v1alpha) is served [default: true].

@@ -87,6 +87,29 @@ impl HealthReporter {
         (status != ServingStatus::ServiceUnknown).then_some(status)
     }
 
+    /// Keeps `services` (`""`: the whole server) `SERVING` while `up` shows true and
+    /// `NOT_SERVING` while it shows false — what a dependency's reachability (a shared
+    /// Redis) means for every service that needs it. Stops when `up`'s sender is gone;
+    /// the shutdown still wins.
+    pub fn follow(&self, services: Vec<String>, mut up: watch::Receiver<bool>) {
+        let reporter = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let status = if *up.borrow_and_update() {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                for service in &services {
+                    reporter.set_status(service, status);
+                }
+                if up.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
     /// Every known service becomes `NOT_SERVING`, and stays so (the server is stopping).
     pub fn shut_down(&self) {
         let mut t = self.lock();

@@ -52,6 +52,8 @@
 //! - [`browser`]: [`BrowserKeepalive`](browser::BrowserKeepalive) — the session service
 //!   and resumable streams of your message types.
 //! - [`log`]: [`EventLog`](log::EventLog) and its memory and file implementations.
+//! - `redis` (feature `redis`): what replicas share in Redis — `RedisLog`, the event log
+//!   on a Redis stream with an epoch, and the sessions' stream presence and fencing.
 //! - [`stats`]: the transport counters; [`metrics`]: counters as Prometheus families.
 //! - [`faults`]: the optional fault injector (demos, tests).
 //! - [`fdlimit`]: raising the open-file limit; [`clock`]: tokio time ↔ core time.
@@ -71,6 +73,8 @@ pub mod health;
 pub mod limits;
 pub mod log;
 pub mod metrics;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod routes;
 pub mod serve;
 pub mod settings;

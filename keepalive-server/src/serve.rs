@@ -80,6 +80,11 @@ pub(crate) async fn run(
     }
     let health = builder.health.clone();
     health.set_serving("");
+    let mut served: Vec<String> = builder.services.iter().map(|s| (*s).to_owned()).collect();
+    served.push(String::new());
+    for up in std::mem::take(&mut builder.serving_while) {
+        health.follow(served.clone(), up);
+    }
     builder = builder.add_service(health.service().max_decoding_message_size(max_in));
     if builder.reflection {
         let reflection = || {

@@ -65,7 +65,9 @@
 //! ```
 //!
 //! Errors (code, message):
-//! - unknown session (Heartbeat, a resumable stream): NOT_FOUND `unknown session`;
+//! - a session id that is not valid (forged, altered, signed with a key this server does
+//!   not have): UNAUTHENTICATED `invalid session id`; past its expiry: UNAUTHENTICATED
+//!   `session expired` — the client opens a new session;
 //! - heartbeat past the strikes: RESOURCE_EXHAUSTED `too_many_pings`;
 //! - resume token of another session: PERMISSION_DENIED
 //!   `resume token does not belong to this session`;
@@ -75,13 +77,18 @@
 //! - [`sessions`]: the session table, one [`keepalive::PingEnforcer`] per session.
 //! - [`stream`]: one resumable stream's task.
 //! - [`stats`]: the counters.
-//! - [`ids`]: session ids and resume tokens.
+//! - [`tokens`]: signed session ids and resume tokens, valid on every replica.
+//! - [`replica`]: this process as one replica: its name, its keys, the state it shares.
+//! - [`ids`]: random ids, constant-time comparison.
 
 pub mod ids;
+pub mod replica;
 pub mod sessions;
 pub mod stats;
 pub mod stream;
+pub mod tokens;
 
+pub use replica::Replica;
 pub use stats::BrowserStats;
 pub use stream::{ResumableStream, StreamOptions, start_position};
 
@@ -146,6 +153,12 @@ pub struct BrowserOptions {
         )
     )]
     pub max_sessions: usize,
+    /// How long a session id stays valid after it was made [default: 24h].
+    #[cfg_attr(feature = "cli", arg(
+        id = "session_ttl", long = "session-ttl", value_name = "DUR",
+        value_parser = keepalive::settings::parse_duration, required = false
+    ))]
+    pub session_ttl: Duration,
     /// The policy heartbeats are judged by; `None`: the server's
     /// ([`Builder::enforcement`](crate::Builder::enforcement)) once mounted with
     /// [`Builder::browser_keepalive`](crate::Builder::browser_keepalive), grpc-go's
@@ -160,6 +173,7 @@ impl Default for BrowserOptions {
             stream_heartbeat_interval: DEFAULT_STREAM_HEARTBEAT_INTERVAL,
             max_stream_age: None,
             max_sessions: DEFAULT_MAX_SESSIONS,
+            session_ttl: tokens::DEFAULT_SESSION_TTL,
             enforcement: None,
         }
     }
@@ -174,6 +188,7 @@ impl BrowserOptions {
                 Some(self.stream_heartbeat_interval),
             ),
             ("--max-stream-age", self.max_stream_age),
+            ("--session-ttl", Some(self.session_ttl)),
         ] {
             if d.is_some_and(|d| d.is_zero()) {
                 return Err(SettingsError(format!("{name} must be more than 0")));
@@ -204,6 +219,7 @@ pub type HeartbeatGate = Arc<dyn Fn() -> Result<(), Status> + Send + Sync>;
 
 pub(crate) struct Inner {
     options: BrowserOptions,
+    pub(crate) replica: Replica,
     gate: std::sync::OnceLock<HeartbeatGate>,
     sessions: Sessions,
     pub(crate) stats: Arc<BrowserStats>,
@@ -214,8 +230,20 @@ pub(crate) struct Inner {
 
 impl BrowserKeepalive {
     /// Browser keepalive with `options` (check them first with
-    /// [`BrowserOptions::validate`]; the server does when it is mounted).
+    /// [`BrowserOptions::validate`]; the server does when it is mounted), for a server
+    /// alone ([`Replica::single`]).
+    ///
+    /// # Panics
+    /// If the OS CSPRNG fails (no key to sign session ids with).
     pub fn new(options: BrowserOptions) -> Self {
+        #[allow(clippy::expect_used)]
+        let replica = Replica::single().expect("the OS CSPRNG for a session key");
+        Self::replicated(options, replica)
+    }
+
+    /// Browser keepalive as one replica of several: session ids signed with the shared
+    /// keys, stream presence and fencing shared (see [`Replica`]).
+    pub fn replicated(options: BrowserOptions, replica: Replica) -> Self {
         let clock = Clock::start();
         BrowserKeepalive {
             inner: Arc::new(Inner {
@@ -223,7 +251,10 @@ impl BrowserKeepalive {
                     options.enforcement.unwrap_or_default(),
                     options.max_sessions,
                     clock,
+                    replica.keys(),
+                    options.session_ttl,
                 ),
+                replica,
                 options,
                 gate: std::sync::OnceLock::new(),
                 stats: Arc::new(BrowserStats::default()),
@@ -257,7 +288,7 @@ impl BrowserKeepalive {
     /// connection.
     ///
     /// # Errors
-    /// NOT_FOUND `unknown session`; PERMISSION_DENIED when the resume token belongs to
+    /// UNAUTHENTICATED for a session id that is not valid; PERMISSION_DENIED when the resume token belongs to
     /// another session.
     pub fn resumable<M, L>(
         &self,
@@ -271,6 +302,7 @@ impl BrowserKeepalive {
         L: EventLog<M::Event> + ?Sized,
     {
         let session = self.session(&resume.session_id)?;
+        let stream_key = resume.stream_key.clone();
         if !resume.resume_token.is_empty()
             && !ids::ct_eq(&resume.resume_token, &session.resume_token)
         {
@@ -295,8 +327,9 @@ impl BrowserKeepalive {
             stream_heartbeat_interval_ms: millis(heartbeat_interval),
             log_id: log_id.to_string(),
             next_sequence,
+            server: self.inner.replica.name().to_owned(),
         };
-        let guard = stream::StreamGuard::open(session, self.inner.clone());
+        let guard = stream::StreamGuard::open(session, self.inner.clone(), &stream_key);
         Ok(stream::spawn(
             log.clone(),
             guard,
@@ -331,9 +364,21 @@ impl BrowserKeepalive {
         let _ = self.inner.gate.set(Arc::new(gate));
     }
 
-    /// Whether `session_id` names a session the table holds (counts as its activity).
+    /// Whether `session_id` names a valid session (counts as its activity; a valid id of
+    /// another replica is adopted).
     pub fn has_session(&self, session_id: &str) -> bool {
-        self.inner.sessions.get(session_id).is_some()
+        self.inner.sessions.get(session_id).is_ok()
+    }
+
+    /// The short name of the session `session_id` names, for events it publishes (the
+    /// first characters of its random part); `None` for an id that is not valid.
+    pub fn session_source(&self, session_id: &str) -> Option<String> {
+        self.inner.sessions.get(session_id).ok().map(|s| s.source())
+    }
+
+    /// This replica.
+    pub fn replica(&self) -> &Replica {
+        &self.inner.replica
     }
 
     /// The counters.
@@ -370,10 +415,12 @@ impl BrowserKeepalive {
     }
 
     fn session(&self, id: &str) -> Result<Arc<Session>, Status> {
-        self.inner
-            .sessions
-            .get(id)
-            .ok_or_else(|| Status::not_found("unknown session"))
+        self.inner.sessions.get(id).map_err(|e| {
+            if matches!(e, OpenError::Token(_)) {
+                BrowserStats::inc(&self.inner.stats.sessions_refused);
+            }
+            open_error(e, self.inner.options.max_sessions)
+        })
     }
 }
 
@@ -384,6 +431,20 @@ impl std::fmt::Debug for Inner {
             .field("sessions", &self.sessions)
             .field("heartbeat_gate", &self.gate.get().is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// The status of a session that cannot be opened or found.
+fn open_error(e: OpenError, max_sessions: usize) -> Status {
+    match e {
+        OpenError::Full => Status::resource_exhausted(format!(
+            "too many sessions: the server's limit is {max_sessions} (max-sessions)"
+        )),
+        OpenError::Random(e) => {
+            tracing::error!(error = %e, "no randomness for a session id");
+            Status::internal("cannot create a session id")
+        }
+        OpenError::Token(e) => Status::unauthenticated(e.message()),
     }
 }
 
@@ -404,21 +465,16 @@ impl SessionApi for SessionService {
         _: Request<OpenSessionRequest>,
     ) -> Result<Response<OpenSessionResponse>, Status> {
         let inner = &self.browser.inner;
-        let (session, expired) = inner.sessions.open().map_err(|e| match e {
-            OpenError::Full => Status::resource_exhausted(format!(
-                "too many sessions: the server's limit is {} (max-sessions)",
-                inner.options.max_sessions
-            )),
-            OpenError::Random(e) => {
-                tracing::error!(error = %e, "no randomness for a session id");
-                Status::internal("cannot create a session id")
-            }
-        })?;
+        let (session, expired) = inner
+            .sessions
+            .open()
+            .map_err(|e| open_error(e, inner.options.max_sessions))?;
         BrowserStats::inc(&inner.stats.sessions_opened);
         BrowserStats::add(&inner.stats.sessions_expired, expired as u64);
         Ok(Response::new(OpenSessionResponse {
             session_id: session.id.clone(),
             stream_heartbeat_interval_ms: millis(inner.options.stream_heartbeat_interval),
+            server: inner.replica.name().to_owned(),
         }))
     }
 
@@ -433,7 +489,15 @@ impl SessionApi for SessionService {
         let session = self.browser.session(&req.session_id)?;
         let stats = &self.browser.inner.stats;
         BrowserStats::inc(&stats.heartbeats);
-        match session.heartbeat(self.browser.inner.clock.now()) {
+        // Its stream may be open on another replica (the load balancer spread its calls).
+        let elsewhere = !session.has_open_stream()
+            && self
+                .browser
+                .inner
+                .replica
+                .streams_elsewhere(&session.key)
+                .await;
+        match session.heartbeat_with(self.browser.inner.clock.now(), elsewhere) {
             PingVerdict::Accepted => {}
             PingVerdict::Strike { strikes } => {
                 BrowserStats::inc(&stats.heartbeat_strikes);
@@ -450,6 +514,7 @@ impl SessionApi for SessionService {
             sequence: req.sequence,
             client_send_time_ms: req.client_send_time_ms,
             server_time_ms: crate::log::now_ms(),
+            server: self.browser.inner.replica.name().to_owned(),
         }))
     }
 }

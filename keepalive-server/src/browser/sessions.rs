@@ -2,45 +2,60 @@
 //!
 //! An HTTP/2 client is judged per connection, but a browser's calls may use several
 //! HTTP/1.1 connections (up to six per origin) or share one with other tabs, so the
-//! connection is the wrong unit. A session is: `OpenSession` gives 128 random bits, and
-//! every later call names them. Each session has its own [`PingEnforcer`] with the same
-//! policy as HTTP/2 PINGs, so a browser and a native client meet one rule.
+//! connection is the wrong unit. A session is: `OpenSession` gives a signed id
+//! ([`tokens`](super::tokens): 128 random bits, an expiry, an HMAC), and every later call
+//! names it. Each session has its own [`PingEnforcer`] with the same policy as HTTP/2
+//! PINGs, so a browser and a native client meet one rule.
+//!
+//! The table holds what this replica knows of a session (its strikes, its open streams).
+//! A valid id the table does not hold — opened by another replica, or before a restart —
+//! is adopted: a new entry, judged from now on.
 //!
 //! The table is bounded (`--max-sessions`) and forgets sessions that have had no call and
 //! no open stream for [`IDLE_TIMEOUT`]; the sweep is lazy (at most once a minute, on
 //! `OpenSession`, and whenever the table is full).
 
-use super::ids;
+use super::tokens::{SessionKeys, TokenError, unix_now};
 use crate::clock::Clock;
 use keepalive::{EnforcementPolicy, PingEnforcer, PingVerdict};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// A session with no call and no open stream for this long is forgotten.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// At most this often the table is swept when it is not full.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
-/// How many characters of the session id name it as an event source.
+/// How many characters of the session's key name it as an event source.
 pub const SOURCE_PREFIX: usize = 8;
 
-/// Why a session could not be opened.
+/// Why a session could not be opened or found.
 #[derive(Debug)]
 pub enum OpenError {
     /// `--max-sessions` are open and none is idle.
     Full,
     /// The CSPRNG failed.
     Random(getrandom::Error),
+    /// The id is not valid (forged, altered, expired, signed with an unknown key).
+    Token(TokenError),
 }
 
 /// One browser session.
 #[derive(Debug)]
 pub struct Session {
-    /// The id (32 hex digits).
+    /// The id: the signed token the client names it by.
     pub id: String,
-    /// The resume token a Welcome hands out (32 hex digits, fixed for the session).
+    /// Its random part (32 hex digits): what names it in Redis and in logs.
+    pub key: String,
+    /// Unix seconds after which its id is refused.
+    pub expires: u64,
+    /// The resume token a Welcome hands out (fixed for the session, the same on every
+    /// replica).
     pub resume_token: String,
     state: Mutex<SessionState>,
+    /// The newest generation of each stream key (fencing on this replica).
+    fences: Mutex<HashMap<String, watch::Sender<u64>>>,
 }
 
 #[derive(Debug)]
@@ -55,18 +70,41 @@ impl Session {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The event source name of this session: the first characters of its id.
+    /// The event source name of this session: the first characters of its key.
     pub fn source(&self) -> String {
-        self.id.chars().take(SOURCE_PREFIX).collect()
+        self.key.chars().take(SOURCE_PREFIX).collect()
     }
 
     /// Judges a heartbeat received at `now`, as an HTTP/2 PING would be judged with the
     /// session's open streams as its active streams.
     pub fn heartbeat(&self, now: keepalive::Instant) -> PingVerdict {
+        self.heartbeat_with(now, false)
+    }
+
+    /// [`heartbeat`](Self::heartbeat), counting a stream as active also when
+    /// `elsewhere` (another replica holds one).
+    pub fn heartbeat_with(&self, now: keepalive::Instant, elsewhere: bool) -> PingVerdict {
         let mut st = self.lock();
         st.last_seen = now;
-        let stream_active = st.open_streams > 0;
+        let stream_active = st.open_streams > 0 || elsewhere;
         st.enforcer.on_ping(now, stream_active)
+    }
+
+    /// Whether this replica holds an open stream of the session.
+    pub fn has_open_stream(&self) -> bool {
+        self.lock().open_streams > 0
+    }
+
+    /// A stream with `stream_key` attaches: it becomes the newest of its key here. Returns
+    /// its generation and a watch that moves past it when a newer one attaches.
+    pub fn fence(&self, stream_key: &str) -> (u64, watch::Receiver<u64>) {
+        let mut fences = self.fences.lock().unwrap_or_else(|e| e.into_inner());
+        let sender = fences
+            .entry(stream_key.to_owned())
+            .or_insert_with(|| watch::channel(0).0);
+        let generation = *sender.borrow() + 1;
+        sender.send_replace(generation);
+        (generation, sender.subscribe())
     }
 
     /// A stream of this session sent a message: the next heartbeat resets the strikes, as
@@ -106,6 +144,8 @@ pub struct Sessions {
     policy: Mutex<EnforcementPolicy>,
     max: usize,
     clock: Clock,
+    keys: Arc<SessionKeys>,
+    ttl: Duration,
 }
 
 #[derive(Debug)]
@@ -115,8 +155,15 @@ struct Table {
 }
 
 impl Sessions {
-    /// At most `max` sessions, judged by `policy`.
-    pub fn new(policy: EnforcementPolicy, max: usize, clock: Clock) -> Self {
+    /// At most `max` sessions, judged by `policy`, their ids signed with `keys` and
+    /// valid for `ttl`.
+    pub fn new(
+        policy: EnforcementPolicy,
+        max: usize,
+        clock: Clock,
+        keys: Arc<SessionKeys>,
+        ttl: Duration,
+    ) -> Self {
         Sessions {
             table: Mutex::new(Table {
                 sessions: HashMap::new(),
@@ -125,6 +172,8 @@ impl Sessions {
             policy: Mutex::new(policy),
             max: max.max(1),
             clock,
+            keys,
+            ttl,
         }
     }
 
@@ -144,10 +193,22 @@ impl Sessions {
 
     /// Opens a session. Returns it and how many idle sessions the sweep dropped.
     pub fn open(&self) -> Result<(Arc<Session>, usize), OpenError> {
+        let id = self
+            .keys
+            .mint(unix_now(), self.ttl)
+            .map_err(OpenError::Random)?;
+        self.insert(&id)
+    }
+
+    /// Puts the session of the valid id `id` into the table; how many idle sessions the
+    /// sweep dropped.
+    fn insert(&self, id: &str) -> Result<(Arc<Session>, usize), OpenError> {
+        let claims = self.keys.verify(id, unix_now()).map_err(OpenError::Token)?;
         let now = self.clock.now();
-        let id = ids::random_hex128().map_err(OpenError::Random)?;
-        let resume_token = ids::random_hex128().map_err(OpenError::Random)?;
         let mut t = self.lock();
+        if let Some(session) = t.sessions.get(id) {
+            return Ok((session.clone(), 0));
+        }
         let mut expired = 0;
         if t.sessions.len() >= self.max || now - t.last_sweep >= SWEEP_EVERY {
             expired = sweep(&mut t, now);
@@ -156,23 +217,38 @@ impl Sessions {
             return Err(OpenError::Full);
         }
         let session = Arc::new(Session {
-            id: id.clone(),
-            resume_token,
+            id: id.to_owned(),
+            resume_token: self.keys.resume_token(&claims),
+            key: claims.key,
+            expires: claims.expires,
             state: Mutex::new(SessionState {
                 enforcer: PingEnforcer::new(self.policy()),
                 open_streams: 0,
                 last_seen: now,
             }),
+            fences: Mutex::new(HashMap::new()),
         });
-        t.sessions.insert(id, session.clone());
+        t.sessions.insert(id.to_owned(), session.clone());
         Ok((session, expired))
     }
 
-    /// The session `id`, if known; counts as activity.
-    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        let session = self.lock().sessions.get(id).cloned()?;
+    /// The session `id` (adopted when its id is valid but the table does not hold it:
+    /// opened by another replica, or before a restart); counts as activity.
+    ///
+    /// # Errors
+    /// [`OpenError::Token`] for an id that is not valid (now), [`OpenError::Full`] when
+    /// there is no room to adopt it.
+    pub fn get(&self, id: &str) -> Result<Arc<Session>, OpenError> {
+        let held = self.lock().sessions.get(id).cloned();
+        let session = match held {
+            Some(session) if unix_now() > session.expires => {
+                return Err(OpenError::Token(TokenError::Expired));
+            }
+            Some(session) => session,
+            None => self.insert(id)?.0,
+        };
         session.touch(self.clock.now());
-        Some(session)
+        Ok(session)
     }
 
     /// Sessions in the table.
@@ -199,6 +275,16 @@ fn sweep(t: &mut Table, now: keepalive::Instant) -> usize {
 mod tests {
     use super::*;
 
+    fn sessions(max: usize) -> Sessions {
+        Sessions::new(
+            policy(),
+            max,
+            Clock::start(),
+            Arc::new(SessionKeys::random().expect("rng")),
+            Duration::from_secs(3600),
+        )
+    }
+
     fn policy() -> EnforcementPolicy {
         EnforcementPolicy {
             min_time: Duration::from_secs(5),
@@ -209,19 +295,22 @@ mod tests {
 
     #[test]
     fn bounded_and_looked_up_by_id() {
-        let s = Sessions::new(policy(), 2, Clock::start());
+        let s = sessions(2);
         let (a, _) = s.open().expect("a");
         let (_b, _) = s.open().expect("b");
         assert!(matches!(s.open(), Err(OpenError::Full)));
-        assert_eq!(s.get(&a.id).map(|x| x.id.clone()), Some(a.id.clone()));
-        assert!(s.get("nope").is_none());
+        assert_eq!(s.get(&a.id).map(|x| x.id.clone()).ok(), Some(a.id.clone()));
+        assert!(matches!(
+            s.get("nope"),
+            Err(OpenError::Token(TokenError::Malformed))
+        ));
         assert_eq!(a.source().len(), SOURCE_PREFIX);
         assert_ne!(a.id, a.resume_token);
     }
 
     #[test]
     fn idle_sessions_are_swept_but_not_those_with_a_stream() {
-        let s = Sessions::new(policy(), 10, Clock::start());
+        let s = sessions(10);
         let (a, _) = s.open().expect("a");
         let (b, _) = s.open().expect("b");
         b.stream_opened(keepalive::Instant::ZERO);
@@ -234,7 +323,7 @@ mod tests {
 
     #[test]
     fn heartbeats_are_judged_like_pings_and_data_resets_strikes() {
-        let s = Sessions::new(policy(), 10, Clock::start());
+        let s = sessions(10);
         let (a, _) = s.open().expect("a");
         let at = |ms| keepalive::Instant::from_millis(ms);
         a.stream_opened(at(0));
@@ -253,5 +342,42 @@ mod tests {
             a.heartbeat(at(700)),
             PingVerdict::TooManyPings { strikes: 4 }
         );
+    }
+
+    #[test]
+    fn an_id_of_another_replica_is_adopted_and_a_forged_one_refused() {
+        let shared = || {
+            Arc::new(
+                SessionKeys::from_secrets(&[("k1".into(), "0123456789abcdef-shared".into())])
+                    .expect("keys"),
+            )
+        };
+        let ttl = Duration::from_secs(60);
+        let a = Sessions::new(policy(), 10, Clock::start(), shared(), ttl);
+        let b = Sessions::new(policy(), 10, Clock::start(), shared(), ttl);
+        let (opened, _) = a.open().expect("open on a");
+        let adopted = b.get(&opened.id).expect("adopted on b");
+        assert_eq!(adopted.key, opened.key);
+        assert_eq!(adopted.resume_token, opened.resume_token);
+        let forged = format!("{}0", &opened.id[..opened.id.len() - 1]);
+        assert!(matches!(b.get(&forged), Err(OpenError::Token(_))));
+        let alone = sessions(10);
+        assert!(matches!(
+            alone.get(&opened.id),
+            Err(OpenError::Token(TokenError::UnknownKey))
+        ));
+    }
+
+    #[test]
+    fn a_newer_stream_of_a_key_fences_the_older() {
+        let s = sessions(10);
+        let (a, _) = s.open().expect("a");
+        let (first, mut older) = a.fence("k");
+        let (second, _newer) = a.fence("k");
+        assert_eq!((first, second), (1, 2));
+        assert!(older.has_changed().expect("open"));
+        assert_eq!(*older.borrow_and_update(), 2);
+        let (other, _) = a.fence("other");
+        assert_eq!(other, 1);
     }
 }

@@ -30,6 +30,10 @@ crate::counters! {
         counter stream_heartbeats_sent,
         /// GoAway messages that ended resumable streams (max stream age, shutdown, ...).
         counter goaways_sent,
+        /// Resumable streams ended because a newer stream of their key attached.
+        counter streams_superseded,
+        /// Session ids refused (forged, altered, unknown key, expired).
+        counter sessions_refused,
     }
 }
 
@@ -125,5 +129,21 @@ pub const FAMILIES: &[Family] = &[
         "GoAway messages that ended resumable streams (max stream age, shutdown, ...).",
         "",
         &[("goaways_sent", "")],
+    ),
+    family(
+        "streams_superseded",
+        Kind::Counter,
+        "Resumable streams ended (ABORTED) because a newer stream of the same session and \
+         stream key attached, on this replica or another.",
+        "",
+        &[("streams_superseded", "")],
+    ),
+    family(
+        "sessions_refused",
+        Kind::Counter,
+        "Calls refused for their session id (forged, altered, signed with an unknown key, \
+         expired): UNAUTHENTICATED.",
+        "",
+        &[("sessions_refused", "")],
     ),
 ];

@@ -17,6 +17,11 @@
 //! The stream counts as an open stream of its session while it runs, and every message
 //! it sends counts as data sent: the session's heartbeats are judged as an HTTP/2 PING
 //! would be on a connection with an active stream.
+//!
+//! A stream with a `stream_key` is fenced: when a newer stream of its session attaches
+//! with the same key (here, or — sharing state in Redis — on another replica), this one
+//! ends with ABORTED `superseded`. A stream whose log lost its data (a new `log_id`) ends
+//! with GoAway `log_reset`, so its client resumes into the new log and is told.
 
 use super::sessions::Session;
 use super::stats::BrowserStats;
@@ -40,6 +45,10 @@ const BUFFER: usize = 16;
 pub const REASON_MAX_AGE: &str = "max_stream_age";
 /// GoAway reason: the server is stopping.
 pub const REASON_SHUTDOWN: &str = "shutdown";
+/// GoAway reason: the log lost its data and started a new sequence space.
+pub const REASON_LOG_RESET: &str = "log_reset";
+/// The ABORTED message of a fenced stream.
+pub const SUPERSEDED: &str = "superseded by a newer stream of this session";
 
 /// The response stream of a resumable method: return it from your handler.
 pub type ResumableStream<M> = ReceiverStream<Result<M, Status>>;
@@ -70,19 +79,48 @@ pub fn start_position(after: Option<u64>, request_log_id: &str, log_id: &str, he
     }
 }
 
-/// Keeps the stream counted (session and gauge) while the task lives.
+/// Keeps the stream counted (session, gauge, shared presence) while the task lives.
 #[derive(Debug)]
 pub(super) struct StreamGuard {
     session: Arc<Session>,
     inner: Arc<Inner>,
+    /// The client's name for the stream (empty: not fenced).
+    stream_key: String,
+    /// This replica's id for the stream (its presence entry).
+    id: u64,
+    /// Its generation among the session's streams of its key here, and where newer
+    /// ones show.
+    fence: Option<(u64, watch::Receiver<u64>)>,
 }
 
 impl StreamGuard {
-    /// Counts a new stream of `session`.
-    pub(super) fn open(session: Arc<Session>, inner: Arc<Inner>) -> Self {
+    /// Counts a new stream of `session`; with a `stream_key`, it becomes the newest of
+    /// that key here.
+    pub(super) fn open(session: Arc<Session>, inner: Arc<Inner>, stream_key: &str) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static IDS: AtomicU64 = AtomicU64::new(1);
         session.stream_opened(inner.clock.now());
         BrowserStats::inc(&inner.stats.open_subscriptions);
-        StreamGuard { session, inner }
+        let fence = (!stream_key.is_empty()).then(|| session.fence(stream_key));
+        StreamGuard {
+            session,
+            inner,
+            stream_key: stream_key.to_owned(),
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            fence,
+        }
+    }
+
+    /// Waits until a newer stream of the same key attaches on this replica (forever
+    /// without a key).
+    async fn superseded_here(&mut self) {
+        match &mut self.fence {
+            Some((generation, rx)) => {
+                let mine = *generation;
+                let _ = rx.wait_for(|newest| *newest > mine).await;
+            }
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -90,6 +128,11 @@ impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.session.stream_closed(self.inner.clock.now());
         BrowserStats::dec(&self.inner.stats.open_subscriptions);
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.inner.replica.shared().cloned() {
+            let (key, id) = (self.session.key.clone(), self.id);
+            tokio::spawn(async move { shared.detach(&key, id).await });
+        }
     }
 }
 
@@ -115,6 +158,7 @@ where
         max_stream_age.map(|d| Instant::now() + jittered(d, CONNECTION_JITTER, fastrand::f64()));
     let feed = Feed {
         next: welcome.next_sequence,
+        log_id: welcome.log_id.as_str().into(),
         log,
         stats: guard.inner.stats.clone(),
         heartbeat_interval,
@@ -139,6 +183,8 @@ struct Feed<M: ResumableMessage, L: ?Sized> {
     tx: mpsc::Sender<Result<M, Status>>,
     /// The next sequence to cover.
     next: u64,
+    /// The log's id when the stream began: another one means the log was reset.
+    log_id: Arc<str>,
     last_sent_at: Instant,
     age_deadline: Option<Instant>,
     guard: StreamGuard,
@@ -174,6 +220,7 @@ where
     }
 
     async fn serve(&mut self, welcome: Welcome) -> Result<(), Ended> {
+        let shared_generation = self.attach_shared().await;
         self.send(Frame::Welcome(welcome)).await?;
         let mut head = self.log.watch_head();
         // What ends the stream is waited for by futures that live as long as the stream,
@@ -197,6 +244,7 @@ where
         };
         let age = sleep_until(self.age_deadline);
         let beat = tokio::time::sleep_until(self.last_sent_at + self.heartbeat_interval);
+        let mut renew = renew_timer(shared_generation.is_some());
         tokio::pin!(closed, stop, all, age, beat);
         loop {
             let seen = *head.borrow_and_update();
@@ -204,6 +252,12 @@ where
             tokio::select! {
                 biased;
                 () = &mut closed => return Err(Ended),
+                () = self.guard.superseded_here() => return self.superseded().await,
+                _ = renew.tick(), if shared_generation.is_some() => {
+                    if self.newer_elsewhere(shared_generation).await {
+                        return self.superseded().await;
+                    }
+                }
                 () = &mut stop => return self.go_away(Reason::Static(REASON_SHUTDOWN)).await,
                 () = &mut all => {
                     let reason = self.go_away_all.borrow().reason.clone();
@@ -237,6 +291,10 @@ where
                 self.go_away(reason).await?;
                 return Err(Ended);
             }
+            if *self.log.log_id() != *self.log_id {
+                self.go_away(Reason::Static(REASON_LOG_RESET)).await?;
+                return Err(Ended);
+            }
             if self.next > head {
                 // Nothing to read: the log's watch is updated after each append, so it
                 // never shows a head the log does not hold yet.
@@ -254,6 +312,10 @@ where
                     return Err(Ended);
                 }
             };
+            if *self.log.log_id() != *self.log_id {
+                // Read across a reset: none of it is of this stream's log.
+                continue;
+            }
             if batch.gap.is_none() && batch.events.is_empty() {
                 return Ok(());
             }
@@ -310,6 +372,47 @@ where
         Ok(())
     }
 
+    /// Records the stream's presence in the shared state, and makes it the newest of its
+    /// key there; its generation (`None` without shared state, or when Redis failed: then
+    /// the stream is served unfenced across replicas).
+    async fn attach_shared(&self) -> Option<u64> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = self.guard.inner.replica.shared() {
+            let g = &self.guard;
+            return match shared.attach(&g.session.key, g.id, &g.stream_key).await {
+                Ok(generation) => Some(generation),
+                Err(e) => {
+                    tracing::warn!(error = %e, "stream presence not shared");
+                    None
+                }
+            };
+        }
+        None
+    }
+
+    /// Renews the stream's presence; whether a newer stream of its key attached on
+    /// another replica.
+    async fn newer_elsewhere(&self, mine: Option<u64>) -> bool {
+        #[cfg(feature = "redis")]
+        if let (Some(shared), Some(mine)) = (self.guard.inner.replica.shared(), mine) {
+            let g = &self.guard;
+            return shared
+                .renew(&g.session.key, g.id, &g.stream_key)
+                .await
+                .is_ok_and(|newest| !g.stream_key.is_empty() && newest > mine);
+        }
+        let _ = mine;
+        false
+    }
+
+    /// A newer stream of this session took over: this one ends (ABORTED), without a
+    /// GoAway — the client is already on the newer one.
+    async fn superseded(&mut self) -> Result<(), Ended> {
+        BrowserStats::inc(&self.stats.streams_superseded);
+        let _ = self.tx.send(Err(Status::aborted(SUPERSEDED))).await;
+        Err(Ended)
+    }
+
     /// Queues one message; every message counts as data sent for the session's heartbeat
     /// judgement and restarts the heartbeat interval.
     async fn send(&mut self, frame: Frame<M::Event>) -> Result<(), Ended> {
@@ -321,6 +424,19 @@ where
         self.guard.session.data_sent();
         Ok(())
     }
+}
+
+/// Ticks every [`RENEW_EVERY`](crate::redis::presence::RENEW_EVERY) when the stream's
+/// presence is shared (the first tick after one period).
+fn renew_timer(shared: bool) -> tokio::time::Interval {
+    #[cfg(feature = "redis")]
+    let period = crate::redis::presence::RENEW_EVERY;
+    #[cfg(not(feature = "redis"))]
+    let period = Duration::from_secs(3600);
+    let _ = shared;
+    let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
 }
 
 async fn sleep_until(at: Option<Instant>) {
