@@ -242,6 +242,7 @@ export type ResumeFrame<E> =
         streamHeartbeatIntervalMs: bigint;
         resumeToken: string;
         logId: string;
+        server?: string;
       };
     }
   | { case: "event"; value: E }
@@ -296,6 +297,7 @@ export function keepOpen<E extends { sequence: bigint }>(
               Number(frame.value.streamHeartbeatIntervalMs),
               frame.value.resumeToken,
               frame.value.logId,
+              frame.value.server,
             );
             break;
           case "event":

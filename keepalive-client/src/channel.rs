@@ -71,6 +71,12 @@ impl Channel {
         self.shared.inner.borrow().stats()
     }
 
+    /// Which server (replica) answered last: the newest stream's Welcome, the last
+    /// heartbeat (behind a load balancer they may differ).
+    pub fn servers(&self) -> crate::shared::Servers {
+        self.shared.inner.borrow().servers.clone()
+    }
+
     /// The knobs in force.
     pub fn config(&self) -> ClientConfig {
         *self.shared.inner.borrow().core.config()

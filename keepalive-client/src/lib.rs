@@ -91,7 +91,7 @@ pub use channel::{Channel, KeepOpen};
 #[cfg(target_arch = "wasm32")]
 pub use console::init_logging;
 #[cfg(target_arch = "wasm32")]
-pub use shared::{StateInfo, Stats};
+pub use shared::{Servers, StateInfo, Stats};
 
 /// A random idempotency key (32 hex digits from `crypto.getRandomValues`): give it to a
 /// publish-like call once, and its retries carry the same key.

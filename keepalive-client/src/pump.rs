@@ -146,6 +146,9 @@ fn execute(shared: &Rc<Shared>, action: ClientAction) {
                 after_sequence: resume_after,
                 resume_token: resume_token.unwrap_or_default(),
                 log_id: log_id.unwrap_or_default(),
+                // The same across this stream's reconnects: a newer call of it fences
+                // an older one the server may still hold.
+                stream_key: stream.0.to_string(),
             };
             wasm_bindgen_futures::spawn_local(async move {
                 abortable(runner.run(ctx, resume), abort).await;

@@ -134,7 +134,10 @@ pub(crate) async fn heartbeat(weak: Weak<Shared>, seq: u64) {
                 client_send_time_ms: time::wall_ms(),
             };
             match api.heartbeat(req).await {
-                Ok(_) => HeartbeatOutcome::Answered,
+                Ok(r) => {
+                    crate::shared::note_server(&weak, &r.get_ref().server, |s| &mut s.heartbeat);
+                    HeartbeatOutcome::Answered
+                }
                 Err(status) => outcome_of(&weak, &session.id, &status),
             }
         }
@@ -145,13 +148,23 @@ pub(crate) async fn heartbeat(weak: Weak<Shared>, seq: u64) {
     with_core(&weak, |core, now| core.on_heartbeat(now, seq, outcome));
 }
 
+/// Whether `status` refuses the session itself (see [`crate::stream::refused_session`]).
+pub fn session_refused(status: &Status) -> bool {
+    match status.code() {
+        Code::Unauthenticated => true,
+        Code::NotFound => status.message() == UNKNOWN_SESSION,
+        _ => false,
+    }
+}
+
 fn outcome_of(weak: &Weak<Shared>, session: &str, status: &Status) -> HeartbeatOutcome {
     match classify(status) {
         CallError::Answered(Code::ResourceExhausted) if status.message() == "too_many_pings" => {
             HeartbeatOutcome::TooManyPings
         }
-        CallError::Answered(Code::NotFound) => {
-            // The server forgot the session (it restarted): open a new one next time.
+        CallError::Answered(_) if session_refused(status) => {
+            // The server does not take the session (it restarted, the id expired): open a
+            // new one next time.
             forget(weak, session);
             HeartbeatOutcome::Rejected
         }

@@ -97,6 +97,33 @@ pub(crate) struct Inner {
     wall_offset_ms: f64,
     pub closed: bool,
     pub dom: Vec<crate::dom::Listener>,
+    /// Which server (replica) answered last: a stream's Welcome, a heartbeat.
+    pub servers: Servers,
+}
+
+/// Which server (replica) answered the channel last, as the servers name themselves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Servers {
+    /// The one whose Welcome opened the newest stream call.
+    pub stream: Option<String>,
+    /// The one that answered the last heartbeat.
+    pub heartbeat: Option<String>,
+}
+
+/// Records `name` in `slot` (an empty name — an older server — leaves it as it was).
+pub(crate) fn note_server(
+    weak: &Weak<Shared>,
+    name: &str,
+    slot: fn(&mut Servers) -> &mut Option<String>,
+) {
+    if name.is_empty() {
+        return;
+    }
+    if let Some(shared) = weak.upgrade()
+        && let Ok(mut inner) = shared.inner.try_borrow_mut()
+    {
+        *slot(&mut inner.servers) = Some(name.to_owned());
+    }
 }
 
 /// Shared by every clone of a channel, its calls and its tasks.
@@ -127,6 +154,7 @@ impl Shared {
                 ends: HashMap::new(),
                 stream_calls: HashMap::new(),
                 heartbeats: HashMap::new(),
+                servers: Servers::default(),
                 calls: HashMap::new(),
                 next_call: 0,
                 last_loss: "connection lost",

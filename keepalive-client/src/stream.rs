@@ -20,7 +20,7 @@
 //! refuses (PERMISSION_DENIED) is dropped once, resuming after the last delivered event
 //! without it.
 
-use crate::session::{self, UNKNOWN_SESSION};
+use crate::session;
 use crate::shared::{Shared, with_core};
 use keepalive::client::{CallId, Delivery, StreamId, Welcome};
 use keepalive_proto::resume::{Frame, ResumableMessage, Sequenced};
@@ -228,7 +228,10 @@ async fn run_typed<M: ResumableMessage>(
     loop {
         match stream.message().await {
             Ok(Some(msg)) => match msg.into_frame() {
-                Some(Frame::Welcome(w)) => ctx.welcome(&welcome(w)),
+                Some(Frame::Welcome(w)) => {
+                    crate::shared::note_server(&ctx.shared, &w.server, |s| &mut s.stream);
+                    ctx.welcome(&welcome(w));
+                }
                 Some(Frame::Event(e)) => {
                     if ctx.event(e.sequence()) {
                         (typed.sink)(e);
@@ -247,9 +250,11 @@ async fn run_typed<M: ResumableMessage>(
     }
 }
 
-/// NOT_FOUND `unknown session`: the server restarted and forgot the session.
+/// The server does not take the session: UNAUTHENTICATED (its id is not valid there: a
+/// restart with another key, a forged or expired id), or NOT_FOUND `unknown session`
+/// (servers before signed ids). A new session is opened.
 pub fn refused_session(status: &Status) -> bool {
-    status.code() == Code::NotFound && status.message() == UNKNOWN_SESSION
+    session::session_refused(status)
 }
 
 /// PERMISSION_DENIED for the resume token (of another session, or an old one).

@@ -7,7 +7,7 @@
 //! connection as a browser's aborted fetch does), network outcomes come back over a
 //! channel and are fed to the core, and one loop sleeps until the core's next deadline.
 //! The session id is opened on first need and one at a time; a server that forgot it
-//! (NOT_FOUND, after a restart) gets a new one, and a refused resume token is dropped
+//! (UNAUTHENTICATED or NOT_FOUND, after a restart) gets a new one, and a refused resume token is dropped
 //! while the resume point is kept.
 //!
 //! The loop also records what the bench reports: heartbeat round trips (the core's own
@@ -147,6 +147,16 @@ pub struct SessionRecord {
     pub rejected: u64,
     /// HTTP/1.1 connections opened.
     pub connects: u64,
+    /// The first sequence delivered.
+    pub first: Option<u64>,
+    /// The last sequence delivered.
+    pub last: u64,
+    /// Events delivered (each once: the core drops a replayed duplicate).
+    pub delivered: u64,
+    /// When the core saw the log reset (a new `log_id`), s since the origin.
+    pub log_resets: Vec<f64>,
+    /// The servers (replicas) whose Welcome this session got, in order, repeats folded.
+    pub servers: Vec<String>,
 }
 
 /// A session's knobs.
@@ -160,10 +170,12 @@ pub struct SessionConfig {
     pub target: http::Target,
     /// gRPC-web over one HTTP/2 connection (a browser over https) instead of HTTP/1.1.
     pub http2: bool,
+    /// Subscribe from the log's first event (after 0) instead of from now on.
+    pub from_start: bool,
 }
 
 enum Input {
-    Welcome(CallId, Welcome),
+    Welcome(CallId, Welcome, String),
     Event(CallId, u64, u64),
     Message(CallId),
     Gap(CallId, u64, u64),
@@ -273,7 +285,11 @@ impl Session {
             awaiting_event: None,
             ready: false,
         };
-        s.core.add_stream(clock.now());
+        if s.config.from_start {
+            s.core.add_stream_after(clock.now(), Some(0), None);
+        } else {
+            s.core.add_stream(clock.now());
+        }
         s.pump();
         let time = s.config.client.keepalive_time;
         let mut next_probe = Instant::now() + time;
@@ -317,12 +333,18 @@ impl Session {
             Input::Ended(_) | Input::Heartbeat(_, HeartbeatOutcome::Failed)
         );
         match input {
-            Input::Welcome(call, w) => {
+            Input::Welcome(call, w, server) => {
+                if self.record.servers.last() != Some(&server) {
+                    self.record.servers.push(server);
+                }
                 self.core.on_welcome(now, STREAM, call, &w);
             }
             Input::Event(call, seq, published_ms) => {
                 let d = self.core.on_event(now, STREAM, call, seq);
                 if matches!(d, Delivery::Deliver | Delivery::DeliverAfterGap { .. }) {
+                    self.record.first.get_or_insert(seq);
+                    self.record.last = seq;
+                    self.record.delivered += 1;
                     if let Some(i) = self.awaiting_event.take() {
                         self.record.resumed[i].1 = Some(Clock::secs_of(now));
                     }
@@ -393,6 +415,7 @@ impl Session {
                         after_sequence: resume_after,
                         resume_token: resume_token.unwrap_or_default(),
                         log_id: log_id.unwrap_or_default(),
+                        stream_key: "0".to_owned(),
                     }),
                 };
                 let task = tokio::spawn(subscribe(self.shared.clone(), self.tx.clone(), call, req));
@@ -445,6 +468,7 @@ impl Session {
                     last_rx: self.last_rx,
                 });
             }
+            ClientEvent::LogReset { .. } => self.record.log_resets.push(at),
             ClientEvent::Resumed { .. } => {
                 self.record.resumed.push((at, None));
                 self.awaiting_event = Some(self.record.resumed.len() - 1);
@@ -478,7 +502,7 @@ async fn heartbeat(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Input>, seq: u
             match heartbeat_call(&shared, &req).await {
                 Ok(()) => HeartbeatOutcome::Answered,
                 Err(e) => {
-                    if e.code() == Some(code::NOT_FOUND) {
+                    if code::session_refused(e.code()) {
                         shared.forget(&id).await;
                     }
                     outcome_of(&e)
@@ -552,7 +576,7 @@ async fn subscribe(
                 opened = Some((lease, stream, first));
                 break;
             }
-            Err(e) if attempt == 0 && e.code() == Some(code::NOT_FOUND) => {
+            Err(e) if attempt == 0 && code::session_refused(e.code()) => {
                 shared.forget(&id).await;
                 if let Some(r) = req.resume.as_mut() {
                     r.resume_token.clear();
@@ -589,6 +613,7 @@ async fn subscribe(
                     resume_token: w.resume_token,
                     log_id: w.log_id,
                 },
+                w.server,
             ),
             Some(Kind::Event(e)) => Input::Event(call, e.sequence, e.published_at_ms),
             Some(Kind::Gap(g)) => Input::Gap(call, g.from_sequence, g.missed),

@@ -52,6 +52,14 @@ pub mod code {
     pub const UNAVAILABLE: u32 = 14;
     /// DEADLINE_EXCEEDED.
     pub const DEADLINE_EXCEEDED: u32 = 4;
+    /// UNAUTHENTICATED.
+    pub const UNAUTHENTICATED: u32 = 16;
+
+    /// Whether `code` refuses the session itself (a new one must be opened):
+    /// UNAUTHENTICATED (an id the server does not take), NOT_FOUND (older servers).
+    pub fn session_refused(code: Option<u32>) -> bool {
+        matches!(code, Some(UNAUTHENTICATED | NOT_FOUND))
+    }
 }
 
 /// Why a call gave no message.

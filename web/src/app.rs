@@ -190,6 +190,7 @@ impl App {
             lost: self.lost,
             keepalive_time: self.current.map(|s| s.keepalive_time),
             ready_page_ms: self.ready_page_ms,
+            servers: self.client().map(|c| c.servers()).unwrap_or_default(),
         });
     }
 

@@ -113,6 +113,7 @@ export interface ResumePoint {
   afterSequence?: bigint;
   resumeToken: string;
   logId: string;
+  streamKey: string;
 }
 
 /** How a kept-open stream ended for good: undefined when it completed, else the status. */
@@ -180,6 +181,19 @@ impl JsChannel {
     /// The counters now.
     pub fn stats(&self) -> JsValue {
         objects::stats(&self.channel.stats()).into()
+    }
+
+    /// Which server (replica) answered last: `{ stream, heartbeat }` (names, or
+    /// undefined).
+    pub fn servers(&self) -> JsValue {
+        let s = self.channel.servers();
+        let o = js_sys::Object::new();
+        for (k, v) in [("stream", s.stream), ("heartbeat", s.heartbeat)] {
+            if let Some(v) = v {
+                let _ = js_sys::Reflect::set(&o, &k.into(), &v.into());
+            }
+        }
+        o.into()
     }
 
     /// Calls `f(state)` on every connectivity change.

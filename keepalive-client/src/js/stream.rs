@@ -135,6 +135,7 @@ fn resume_object(r: &ResumeRequest) -> Object {
     }
     set(&o, "resumeToken", r.resume_token.as_str());
     set(&o, "logId", r.log_id.as_str());
+    set(&o, "streamKey", r.stream_key.as_str());
     o
 }
 
@@ -163,9 +164,13 @@ impl JsStreamCall {
         stream_heartbeat_interval_ms: f64,
         resume_token: String,
         log_id: String,
+        server: Option<String>,
     ) {
         if self.state.ended() {
             return;
+        }
+        if let Some(server) = server {
+            crate::shared::note_server(&self.state.ctx.shared, &server, |s| &mut s.stream);
         }
         self.state.ctx.welcome(&keepalive::client::Welcome {
             next_sequence,

@@ -202,6 +202,7 @@ pub async fn run(opts: SessionsOptions) -> SessionsReport {
                 local_ip,
             },
             http2: opts.http2,
+            from_start: false,
         };
         let start_at = opts.ramp.mul_f64(i as f64 / n as f64);
         let totals = totals.clone();

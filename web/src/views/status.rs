@@ -20,6 +20,8 @@ pub struct StatusModel {
     pub keepalive_time: Option<Duration>,
     /// `performance.now()` when the page was first READY.
     pub ready_page_ms: Option<f64>,
+    /// Which server (replica) serves the stream and answered the last heartbeat.
+    pub servers: keepalive_client::Servers,
 }
 
 /// The state's elements.
@@ -33,6 +35,7 @@ pub struct StatusView {
     card_retry: Element,
     card_time: Element,
     card_ready: Element,
+    card_server: Element,
 }
 
 impl StatusView {
@@ -48,6 +51,7 @@ impl StatusView {
             card_retry: dom::by_id("conn-retry"),
             card_time: dom::by_id("conn-time"),
             card_ready: dom::by_id("conn-ready"),
+            card_server: dom::by_id("conn-server"),
         }
     }
 
@@ -92,5 +96,18 @@ impl StatusView {
             .ready_page_ms
             .map_or_else(|| "–".to_owned(), |ms| format!("{} ms", ms.round() as u64));
         set_text(&self.card_ready, &ready);
+        set_text(&self.card_server, &servers_text(&m.servers));
+    }
+}
+
+/// `replica-2` when one server answers both, `stream replica-1 · heartbeats replica-3`
+/// behind a load balancer that spreads the calls, `–` before any answer.
+pub fn servers_text(s: &keepalive_client::Servers) -> String {
+    match (&s.stream, &s.heartbeat) {
+        (None, None) => "–".to_owned(),
+        (Some(a), Some(b)) if a == b => a.clone(),
+        (Some(a), None) => format!("stream {a}"),
+        (None, Some(b)) => format!("heartbeats {b}"),
+        (Some(a), Some(b)) => format!("stream {a} · heartbeats {b}"),
     }
 }
