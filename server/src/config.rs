@@ -10,6 +10,7 @@ use crate::settings::DemoSettings;
 use clap::Parser;
 use keepalive_server::Settings;
 use keepalive_server::browser::BrowserOptions;
+use keepalive_server::browser::replica::ReplicaSettings;
 pub use keepalive_server::cli::CliOutcome;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +38,10 @@ pub struct Config {
     /// Browser sessions and resumable streams.
     #[command(flatten)]
     pub browser: BrowserOptions,
+    /// Replicas: their names, the session secret, the shared Redis (which then also holds
+    /// the feed's log).
+    #[command(flatten)]
+    pub replica: ReplicaSettings,
     /// The demo feed and its page.
     #[command(flatten)]
     pub demo: DemoSettings,
@@ -49,6 +54,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             server: Settings::default(),
             browser: BrowserOptions::default(),
+            replica: ReplicaSettings::default(),
             demo: DemoSettings::default(),
         }
     }
@@ -76,7 +82,14 @@ impl Config {
         };
         check(config.server.validate())?;
         check(config.browser.validate())?;
+        check(config.replica.validate())?;
         check(config.demo.validate())?;
+        if config.replica.redis.is_some() && config.demo.event_log.is_some() {
+            return Err(CliOutcome::Error(
+                "--event-log and --redis exclude each other: with --redis the feed's log is in Redis"
+                    .into(),
+            ));
+        }
         Ok(config)
     }
 }

@@ -29,8 +29,9 @@ use chaos::Chaos;
 use counters::{Counters, DemoStats};
 use demo_proto::v1::Event;
 use feed::FeedService;
-use keepalive_server::browser::BrowserKeepalive;
+use keepalive_server::browser::{BrowserKeepalive, Replica};
 use keepalive_server::log::{EventLog, FileLog, MemoryLog};
+use keepalive_server::redis::{RedisLog, RedisLogOptions, RedisStore};
 use keepalive_server::{Builder, FaultInjector, Server};
 use static_files::StaticFiles;
 use std::sync::Arc;
@@ -51,24 +52,75 @@ pub struct Demo {
     pub stats: Arc<DemoStats>,
     /// Fault injection, when `--chaos` is on.
     pub chaos: Option<Arc<Chaos>>,
+    /// The Redis the replicas share (`--redis`): health says NOT_SERVING while it is away.
+    pub store: Option<RedisStore>,
     faults: Arc<FaultInjector>,
     config: Config,
 }
 
+/// The name of the feed's log in Redis.
+pub const FEED_LOG: &str = "demo-feed";
+
 impl Demo {
-    /// Opens the event log `config` asks for and prepares the services.
+    /// Opens the event log `config` asks for (memory or a file) and prepares the
+    /// services, for a server alone; [`connect`](Self::connect) is the same with
+    /// `--redis` and the replica settings.
     ///
     /// # Errors
-    /// An unusable event log file, in one line.
+    /// An unusable event log file, or `--redis` (which needs [`connect`](Self::connect)),
+    /// in one line.
     pub fn open(config: &Config) -> Result<Demo, String> {
+        if config.replica.redis.is_some() {
+            return Err("--redis: the demo must be opened with Demo::connect".into());
+        }
+        let replica =
+            Replica::single().map_err(|e| format!("no randomness for a session key: {e}"))?;
+        Self::assemble(config, Self::local_log(config)?, replica, None)
+    }
+
+    /// Opens what `config` asks for — the replica (session secret, shared sessions) and
+    /// the feed's log (in Redis with `--redis`, else memory or a file) — and prepares the
+    /// services.
+    ///
+    /// # Errors
+    /// Bad settings, an unusable log, or Redis not reachable, in one line.
+    pub async fn connect(config: &Config) -> Result<Demo, String> {
+        let replica = config.replica.replica().await?;
+        match &config.replica.redis {
+            Some(url) => {
+                let store = RedisStore::new(url).map_err(|e| e.0)?;
+                let options = RedisLogOptions {
+                    ring_capacity: config.demo.replay_capacity,
+                    retention: config.demo.replay_capacity,
+                    ..RedisLogOptions::default()
+                };
+                let log = RedisLog::<Event>::open(&store, FEED_LOG, options)
+                    .await
+                    .map_err(|e| e.0)?;
+                Self::assemble(config, log, replica, Some(store))
+            }
+            None => Self::assemble(config, Self::local_log(config)?, replica, None),
+        }
+    }
+
+    fn local_log(config: &Config) -> Result<Arc<dyn EventLog<Event>>, String> {
         let demo = &config.demo;
-        let log: Arc<dyn EventLog<Event>> = match &demo.event_log {
+        Ok(match &demo.event_log {
             Some(path) => {
                 Arc::new(FileLog::<Event>::open(path, demo.replay_capacity).map_err(|e| e.0)?)
             }
             None => Arc::new(MemoryLog::<Event>::new(demo.replay_capacity)),
-        };
-        let browser = BrowserKeepalive::new(config.browser);
+        })
+    }
+
+    fn assemble(
+        config: &Config,
+        log: Arc<dyn EventLog<Event>>,
+        replica: Replica,
+        store: Option<RedisStore>,
+    ) -> Result<Demo, String> {
+        let demo = &config.demo;
+        let browser = BrowserKeepalive::replicated(config.browser, replica);
         let stats = Arc::new(DemoStats::default());
         let faults = Arc::new(FaultInjector::default());
         let chaos = demo
@@ -79,6 +131,7 @@ impl Demo {
             log,
             stats,
             chaos,
+            store,
             faults,
             config: config.clone(),
         })
@@ -117,6 +170,9 @@ impl Demo {
             .file_descriptor_set(demo_proto::FILE_DESCRIPTOR_SET);
         if self.chaos.is_some() {
             builder = builder.fault_injector(self.faults.clone());
+        }
+        if let Some(store) = &self.store {
+            builder = builder.serving_while(store.reachable());
         }
         let feed = self
             .feed(builder.stats())

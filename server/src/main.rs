@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> ExitCode {
-    let demo = match Demo::open(&config) {
+    let demo = match Demo::connect(&config).await {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };

@@ -38,11 +38,9 @@ pub fn validate(
             "text is longer than {MAX_TEXT_BYTES} bytes"
         )));
     }
-    let source = if browser.has_session(&req.session_id) {
-        req.session_id.chars().take(SOURCE_PREFIX).collect()
-    } else {
-        ANONYMOUS.to_string()
-    };
+    let source = browser
+        .session_source(&req.session_id)
+        .unwrap_or_else(|| ANONYMOUS.to_string());
     let event = Event {
         sequence: 0,
         published_at_ms: now_ms(),

@@ -16,7 +16,8 @@ pub const DEFAULT_WEB_ROOT: &str = "web/dist";
 /// Settings of the demo feed and its page.
 #[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
 pub struct DemoSettings {
-    /// Events kept for replay to resuming subscribers [default: 10000].
+    /// Events kept for replay to resuming subscribers (with --redis: in the stream, and in
+    /// each replica's memory) [default: 10000].
     #[arg(
         id = "replay_capacity",
         long = "replay-capacity",

@@ -259,6 +259,7 @@ impl PricesApi for Prices {
             stream_heartbeat_interval_ms: 0,
             log_id,
             next_sequence: start,
+            server: String::new(),
         };
         let mut messages = vec![WatchResponse::from_frame(Frame::Welcome(welcome))];
         messages.extend(batch.gap.map(|g| WatchResponse::from_frame(Frame::Gap(g))));
