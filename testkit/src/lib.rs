@@ -20,6 +20,9 @@
 //! - [`listen`], [`ansi`]: the `listening on` line; colours out of captured lines.
 //! - [`chromedriver`]: a ChromeDriver on a free port with a fresh profile.
 //! - [`proxy`]: a TCP proxy that can go half-open.
+//! - [`redis`], [`nginx`], [`cluster`]: a real Redis (killed, restarted, wiped), a real
+//!   nginx in front of replicas, and both with N replicas: what the replicas' tests and
+//!   `cargo xtask demo --replicas` run.
 //! - `src/bin/testkit.rs`: the `testkit` binary (`browser-server`, `supervise`).
 
 #![warn(missing_docs)]
@@ -28,19 +31,25 @@ pub mod ansi;
 pub mod binaries;
 pub mod capture;
 pub mod chromedriver;
+pub mod cluster;
 pub mod controller;
 pub mod listen;
 pub mod metrics;
+pub mod nginx;
 pub mod process;
 pub mod proxy;
+pub mod redis;
 pub mod supervisor;
 
 pub use binaries::{prices_server_binary, server_binary, target_dir, workspace_root};
 pub use capture::LogFile;
 pub use chromedriver::ChromeDriver;
+pub use cluster::{Cluster, ClusterOptions};
 pub use metrics::Metrics;
+pub use nginx::Nginx;
 pub use process::{ServerBuilder, ServerProcess, StartError, run_command_to_exit, run_to_exit};
 pub use proxy::Proxy;
+pub use redis::{Persistence, RedisServer};
 pub use supervisor::{Status, Supervisor};
 
 #[cfg(test)]

@@ -45,6 +45,21 @@ impl Metrics {
         &self.samples
     }
 
+    /// Every sample summed over `parts` (the counters of several replicas as one); the
+    /// text is theirs, one after the other.
+    pub fn sum(parts: &[Metrics]) -> Metrics {
+        let mut samples = BTreeMap::new();
+        for part in parts {
+            for (key, value) in &part.samples {
+                *samples.entry(key.clone()).or_insert(0.0) += value;
+            }
+        }
+        Metrics {
+            samples,
+            text: parts.iter().map(|p| p.text.as_str()).collect(),
+        }
+    }
+
     /// The text as scraped (for assertion messages).
     pub fn text(&self) -> &str {
         &self.text
@@ -139,6 +154,17 @@ mod tests {
         );
         assert_eq!(m.get("keepalive_goaways_total"), None);
         assert_eq!(m.samples().len(), 2);
+    }
+
+    #[test]
+    fn sums_every_sample_over_the_parts() {
+        let a = Metrics::parse("x 1\ny{r=\"a\"} 2\n");
+        let b = Metrics::parse("x 3\nz 4\n");
+        let s = Metrics::sum(&[a, b]);
+        assert_eq!(s.get("x"), Some(4.0));
+        assert_eq!(s.get("y{r=\"a\"}"), Some(2.0));
+        assert_eq!(s.get("z"), Some(4.0));
+        assert_eq!(Metrics::sum(&[]).get("x"), None);
     }
 
     #[test]

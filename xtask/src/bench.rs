@@ -21,12 +21,13 @@ pub struct BenchOptions {
 
 /// Every scenario, in order (the bench checks them too; here a typo fails before the
 /// release build).
-pub const SCENARIOS: [&str; 6] = [
+pub const SCENARIOS: [&str; 7] = [
     "capacity",
     "overhead",
     "detection",
     "recovery",
     "fanout",
+    "replicas",
     "sizes",
 ];
 
@@ -36,6 +37,10 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<()> {
         if !SCENARIOS.contains(&s.as_str()) {
             bail!("unknown scenario `{s}` (one of {})", SCENARIOS.join(", "));
         }
+    }
+    if opts.only.is_empty() || opts.only.iter().any(|s| s == "replicas") {
+        // Redis and nginx, from Debian, as `cargo xtask setup` installs them.
+        crate::setup::servers()?;
     }
     let target = ws.target_dir();
     ws.cargo()

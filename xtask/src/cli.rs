@@ -45,7 +45,7 @@ COMMANDS:
         compile time, KEEPALIVE_TEST_SERVER, KEEPALIVE_TEST_CONTROLLER and
         KEEPALIVE_TEST_CHAOS_TOKEN (without them: test-server's addresses).
 
-    demo [--listen ADDR] [--tls] [-- SERVER_ARGS...]
+    demo [--listen ADDR] [--tls] [--replicas N] [-- SERVER_ARGS...]
         setup (with trunk, wasm-bindgen and wasm-opt), build the dashboard
         (trunk build --release into web/dist) and the release server, and run
         it on ADDR (default 127.0.0.1:8080) with demo settings: short keepalive
@@ -55,7 +55,9 @@ COMMANDS:
         stops everything. Arguments after -- are appended to the server's
         command line. --tls: https (so browsers use HTTP/2) with a fresh
         self-signed certificate for localhost/127.0.0.1 made by the openssl
-        command into target/demo/.
+        command into target/demo/. --replicas N: N replicas sharing one Redis
+        behind nginx (on ADDR), the feed's log in Redis; the page shows which
+        replica serves its stream. Not with --tls.
 
     bench [--quick] [--only SCENARIO,...]
         Build the release server, loadgen, bench-server and bench (and, for
@@ -63,12 +65,15 @@ COMMANDS:
         (loadgen/src/bench/), which measures on 127.0.0.1: capacity (100,
         1 000, 10 000 browser sessions), overhead (our server vs a stock
         tonic server, HTTP/2 and gRPC-web/HTTP/1.1), detection (chaos STALL),
-        recovery (server restart), fan-out (1 000 subscribers) and sizes
-        (client and dashboard wasm). Prints markdown tables; writes
-        target/bench/bench.md and bench.json and every process's log. About
-        5 minutes. Nothing timed is asserted.
+        recovery (server restart), fan-out (1 000 subscribers), replicas
+        (the event log on Redis: memory vs Redis per event, 3 replicas behind
+        nginx, publish -> deliver lag, a replica killed; installs redis-server
+        and nginx if missing) and sizes (client and dashboard wasm). Prints
+        markdown tables; writes target/bench/bench.md and bench.json and every
+        process's log. About 6 minutes. Nothing timed is asserted.
         --quick: few sessions, short windows (checks that it runs).
-        --only: some of capacity, overhead, detection, recovery, fanout, sizes.
+        --only: some of capacity, overhead, detection, recovery, fanout,
+        replicas, sizes.
 
     client
         Build the browser client as an npm package for TypeScript and
@@ -300,6 +305,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task> {
             while let Some(option) = options.next() {
                 match option.as_str() {
                     "--tls" => demo.tls = true,
+                    "--replicas" => match options.next().and_then(|n| n.parse().ok()) {
+                        Some(n) if n >= 1 => demo.replicas = Some(n),
+                        _ => bail!("`--replicas` needs a number of replicas, e.g. `--replicas 3`"),
+                    },
                     "--listen" => match options.next() {
                         Some(addr) => demo.listen = addr,
                         None => {
@@ -311,6 +320,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task> {
                         None => bail!("unknown option `{other}` for `cargo xtask demo`"),
                     },
                 }
+            }
+            if demo.tls && demo.replicas.is_some() {
+                bail!(
+                    "`--tls` and `--replicas` do not go together: with replicas the page talks \
+                     to nginx, which terminates TLS in production and speaks plain HTTP to the \
+                     replicas here; drop one of them"
+                );
             }
             Ok(Task::Demo(demo))
         }
@@ -355,6 +371,7 @@ mod tests {
                 listen: "0.0.0.0:9000".into(),
                 server_args: vec![],
                 tls: false,
+                replicas: None,
             }))
         );
         assert_eq!(
@@ -363,8 +380,20 @@ mod tests {
                 listen: "127.0.0.1:1".into(),
                 server_args: vec!["--x".into()],
                 tls: false,
+                replicas: None,
             }))
         );
+    }
+
+    #[test]
+    fn parses_demo_replicas_and_refuses_them_with_tls() {
+        match parse_str(&["demo", "--replicas", "3"]) {
+            Ok(Task::Demo(d)) => assert_eq!(d.replicas, Some(3)),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_str(&["demo", "--replicas", "0"]).is_err());
+        let both = parse_str(&["demo", "--tls", "--replicas", "3"]).unwrap_err();
+        assert!(both.to_string().contains("do not go together"), "{both}");
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub struct DemoOptions {
     pub server_args: Vec<OsString>,
     /// `--tls`: serve https with a self-signed certificate made for the demo.
     pub tls: bool,
+    /// `--replicas N`: N replicas behind nginx, sharing a Redis.
+    pub replicas: Option<usize>,
 }
 
 impl Default for DemoOptions {
@@ -86,6 +88,7 @@ impl Default for DemoOptions {
             listen: DEFAULT_LISTEN.to_owned(),
             server_args: Vec::new(),
             tls: false,
+            replicas: None,
         }
     }
 }
@@ -201,9 +204,11 @@ fn serve(ws: &Workspace, opts: &DemoOptions) -> Result<Cmd> {
         path(&chaos_config),
         "--web-root".to_owned(),
         path(&page::dist_dir(ws)),
-        "--event-log".to_owned(),
-        path(&events),
     ]);
+    if opts.replicas.is_none() {
+        // With replicas the log is in their Redis.
+        args.extend(["--event-log".to_owned(), path(&events)]);
+    }
     if opts.tls {
         let (cert, key) = self_signed_certificate(&dir)?;
         args.extend([
@@ -231,7 +236,14 @@ fn serve(ws: &Workspace, opts: &DemoOptions) -> Result<Cmd> {
         announce,
         "             (the part after # is the chaos token: it stays in your browser)"
     );
-    let _ = writeln!(announce, "  server log: {}", ws.rel(&log));
+    if opts.replicas.is_none() {
+        let _ = writeln!(announce, "  server log: {}", ws.rel(&log));
+    } else {
+        let _ = writeln!(
+            announce,
+            "  server log: below, each line marked with its replica's process id"
+        );
+    }
     if opts.tls {
         let _ = writeln!(
             announce,
@@ -254,6 +266,21 @@ fn serve(ws: &Workspace, opts: &DemoOptions) -> Result<Cmd> {
             ws.rel(&ws.venv_python()),
             ws.rel(&ws.peer_script())
         );
+    }
+    if let Some(n) = opts.replicas {
+        let _ = writeln!(
+            announce,
+            "  replicas:  {n} behind nginx (the page's origin), one Redis; the page shows which replica serves it"
+        );
+        print!("{announce}");
+        return Ok(Cmd::new(testkit)
+            .arg("cluster")
+            .arg("--server")
+            .arg(server)
+            .args(["--replicas", &n.to_string(), "--listen", &opts.listen])
+            .arg("--")
+            .args(&args)
+            .dir(&ws.root));
     }
     print!("{announce}");
     Ok(Cmd::new(testkit)

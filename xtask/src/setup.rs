@@ -32,6 +32,10 @@ use crate::workspace::Workspace;
 pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// Debian packages for headless browser tests.
 const APT_PACKAGES: &[&str] = &["chromium", "chromium-driver"];
+/// What the replicas' tests and `cargo xtask demo --replicas` run: the shared store and
+/// the load balancer (Debian's; started by the tests on their own ports, never as
+/// services).
+const APT_SERVERS: &[&str] = &["redis-server", "nginx"];
 /// `wasm-bindgen-cli` when `Cargo.lock` has no `wasm-bindgen` yet.
 const WASM_BINDGEN_FALLBACK: &str = "0.2.130";
 /// `wasm-pack` version.
@@ -56,8 +60,11 @@ pub fn run(ws: &Workspace, setup: Setup) -> Result<()> {
     rust_target(ws)?;
     rust_components(ws)?;
     python_venv(ws)?;
+    servers()?;
     if setup.browser {
-        apt_browser()?;
+        apt("chromium", APT_PACKAGES, || {
+            first_line(Cmd::new("chromium").arg("--version"))
+        })?;
         wasm_bindgen_cli(ws)?;
         wasm_pack(ws)?;
         trunk(ws)?;
@@ -246,22 +253,27 @@ fn deb_installed(package: &str) -> bool {
         .is_some_and(|status| status.trim() == "install ok installed")
 }
 
-/// `apt-get install` the browser packages that are missing (after one
-/// `apt-get update`), with `sudo` when not root.
-fn apt_browser() -> Result<()> {
-    const STEP: &str = "chromium";
-    let missing: Vec<&str> = APT_PACKAGES
+/// Redis and nginx (Debian's), for the replicas' tests, bench and demo.
+pub fn servers() -> Result<()> {
+    apt("redis + nginx", APT_SERVERS, || {
+        first_line(Cmd::new("redis-server").arg("--version"))
+    })
+}
+
+/// `apt-get install` of the `packages` that are missing (after one `apt-get update`),
+/// with `sudo` when not root; `version` says what is there when nothing is missing.
+fn apt(step: &str, packages: &[&str], version: impl Fn() -> Option<String>) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| !deb_installed(p))
         .collect();
     if missing.is_empty() {
-        let version = first_line(Cmd::new("chromium").arg("--version"))
-            .unwrap_or_else(|| "version unknown".into());
-        report(STEP, format_args!("ok (already installed: {version})"));
+        let version = version().unwrap_or_else(|| "version unknown".into());
+        report(step, format_args!("ok (already installed: {version})"));
         return Ok(());
     }
-    report(STEP, format_args!("installing {}", missing.join(" ")));
+    report(step, format_args!("installing {}", missing.join(" ")));
     let root = first_line(Cmd::new("id").arg("-u")).as_deref() == Some("0");
     let apt = || {
         if root {
@@ -278,7 +290,7 @@ fn apt_browser() -> Result<()> {
             bail!("`apt-get install {package}` finished but dpkg does not list it as installed");
         }
     }
-    report(STEP, "ok (installed)");
+    report(step, "ok (installed)");
     Ok(())
 }
 

@@ -53,6 +53,7 @@ pub struct TestOptions {
 /// - `KEEPALIVE_PEER`: `tests/python/peer.py`, the gRPC core peer;
 /// - `KEEPALIVE_SERVER_BIN`: the debug `server` binary built by the step before;
 /// - `KEEPALIVE_PRICES_BIN`: the example's debug `prices-server`, built with it.
+/// - `KEEPALIVE_REPLICAS=require`: the replicas' tests (Redis, nginx) must run.
 pub fn test_env(ws: &Workspace, target_dir: &std::path::Path) -> Vec<(&'static str, PathBuf)> {
     let bin = |name: &str| {
         target_dir
@@ -60,6 +61,9 @@ pub fn test_env(ws: &Workspace, target_dir: &std::path::Path) -> Vec<(&'static s
             .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
     };
     vec![
+        // The replicas' tests need Redis and nginx, which setup installs: fail rather
+        // than skip when they are missing.
+        ("KEEPALIVE_REPLICAS", PathBuf::from("require")),
         ("KEEPALIVE_PYTHON", ws.venv_python()),
         ("KEEPALIVE_PEER", ws.peer_script()),
         ("KEEPALIVE_SERVER_BIN", bin("server")),

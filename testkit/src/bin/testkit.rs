@@ -3,6 +3,7 @@
 //! ```text
 //! testkit browser-server --server BIN [--listen ADDR] [--controller ADDR] [--log FILE] -- ARGS…
 //! testkit supervise --server BIN [--listen ADDR] [--restart-exit-code 75] [--log FILE] -- ARGS…
+//! testkit cluster --server BIN --replicas N --listen ADDR -- ARGS…
 //! ```
 //!
 //! - `browser-server`: the server under a [`Supervisor`] and the HTTP
@@ -14,6 +15,10 @@
 //!   code (the dashboard's Restart button) it is started again on the same port; any other
 //!   exit ends `testkit` with that code. Ctrl-C reaches the server too (one process
 //!   group): it drains, exits 0, and so does `testkit`.
+//! - `cluster`: Redis, N replicas of the server (`--redis`, a shared `--session-secret`,
+//!   `--replica-name replica-N`) and nginx in front, its gRPC-web (HTTP/1.1) listener on
+//!   `--listen`; a replica that exits (the dashboard's Restart, a kill) is started again on
+//!   its port. Ctrl-C stops everything. For `cargo xtask demo --replicas N`.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -38,6 +43,24 @@ enum Command {
         /// Where the controller listens.
         #[arg(long, default_value = "127.0.0.1:0")]
         controller: String,
+    },
+    /// Redis, replicas and nginx (see the module docs).
+    Cluster {
+        /// The server binary.
+        #[arg(long)]
+        server: PathBuf,
+        /// How many replicas.
+        #[arg(long, default_value_t = 3)]
+        replicas: usize,
+        /// nginx's HTTP/1.1 listener (the page's origin).
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// nginx cuts a call silent this long (ms).
+        #[arg(long, default_value_t = 60_000)]
+        idle_ms: u64,
+        /// The replicas' flags.
+        #[arg(last = true)]
+        args: Vec<String>,
     },
     /// A server restarted when it exits with the restart code.
     Supervise {
@@ -152,6 +175,56 @@ async fn supervise(server: ServerArgs, restart: i32) -> Result<ExitCode, String>
     }
 }
 
+async fn cluster(
+    server: PathBuf,
+    replicas: usize,
+    listen: std::net::SocketAddr,
+    idle_ms: u64,
+    args: Vec<String>,
+) -> Result<ExitCode, String> {
+    let mut cluster = testkit::Cluster::start(testkit::ClusterOptions {
+        server,
+        replicas,
+        running: replicas,
+        args,
+        idle: std::time::Duration::from_millis(idle_ms),
+        persistence: testkit::redis::Persistence::AppendFsyncAlways,
+        echo: true,
+        listen: (None, Some(listen)),
+    })
+    .await?;
+    println!(
+        "testkit: cluster of {replicas} behind nginx: gRPC-web http://{} gRPC http://{} (Redis {})",
+        cluster.nginx.web_addr(),
+        cluster.nginx.grpc_addr(),
+        cluster.redis.url()
+    );
+    let mut signals = Box::pin(signalled());
+    loop {
+        tokio::select! {
+            () = &mut signals => break,
+            () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+        }
+        for i in 0..cluster.len() {
+            let status = cluster.replica(i).status();
+            if !status.running {
+                eprintln!(
+                    "testkit: replica-{} ended ({}): starting it again",
+                    i + 1,
+                    status.last_exit.unwrap_or_default()
+                );
+                if let Err(e) = cluster.start_replica(i).await {
+                    eprintln!("testkit: replica-{}: {e}", i + 1);
+                }
+            }
+        }
+    }
+    for i in 0..cluster.len() {
+        cluster.replica(i).stop().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -161,6 +234,13 @@ async fn main() -> ExitCode {
             server,
             restart_exit_code,
         } => supervise(server, restart_exit_code).await,
+        Command::Cluster {
+            server,
+            replicas,
+            listen,
+            idle_ms,
+            args,
+        } => cluster(server, replicas, listen, idle_ms, args).await,
     };
     match result {
         Ok(code) => code,
