@@ -7,7 +7,7 @@
 //!   only when configured; with none configured (the default, and the demo's: the page is
 //!   served by the server itself) no cross-origin page may read an answer.
 //! - Sessions and resume tokens: 128 random bits each (32 hex digits), distinct; a resume
-//!   token works only with its own session; an unknown session is NOT_FOUND.
+//!   token works only with its own session; a forged session is UNAUTHENTICATED.
 
 mod common;
 
@@ -266,17 +266,25 @@ async fn a_resume_token_only_works_with_its_own_session() {
         .await
         .expect_err("guessed token");
     assert_eq!(e.code(), Code::PermissionDenied);
-    // A guessed session: NOT_FOUND, for subscribe and heartbeat alike.
-    let guessed = "f".repeat(32);
-    let e = mallory
-        .subscribe(sub(&guessed, Some(0), &wa.resume_token, ""))
-        .await
-        .expect_err("unknown session");
-    assert_eq!((e.code(), e.message()), (Code::NotFound, "unknown session"));
-    let e = heartbeat(&mut mallory, &guessed, 1)
-        .await
-        .expect_err("unknown session");
-    assert_eq!(e.code(), Code::NotFound);
+    // A guessed session, or Alice's with its signature altered: UNAUTHENTICATED, for
+    // subscribe and heartbeat alike.
+    let mut altered = a.session_id.clone();
+    let last = altered.pop().expect("a char");
+    altered.push(if last == 'f' { 'e' } else { 'f' });
+    for guessed in ["f".repeat(32), altered] {
+        let e = mallory
+            .subscribe(sub(&guessed, Some(0), &wa.resume_token, ""))
+            .await
+            .expect_err("invalid session");
+        assert_eq!(
+            (e.code(), e.message()),
+            (Code::Unauthenticated, "invalid session id")
+        );
+        let e = heartbeat(&mut mallory, &guessed, 1)
+            .await
+            .expect_err("invalid session");
+        assert_eq!(e.code(), Code::Unauthenticated);
+    }
 
     // Alice resumes with her own token and gets her events.
     let mut again = subscribe(

@@ -49,6 +49,7 @@ async fn watch(
                 after_sequence: after,
                 resume_token: String::new(),
                 log_id: log_id.to_string(),
+                ..ResumeRequest::default()
             }),
         })
         .await

@@ -47,16 +47,22 @@ async fn open_session_and_heartbeat_echo() {
 }
 
 #[tokio::test]
-async fn unknown_session_is_not_found_and_a_foreign_token_is_denied() {
+async fn an_invalid_session_is_unauthenticated_and_a_foreign_token_is_denied() {
     let srv = ServerProcess::start(&[]).await;
     let mut c = client(&srv).await;
-    let e = heartbeat(&mut c, "0123", 1).await.expect_err("unknown");
-    assert_eq!((e.code(), e.message()), (Code::NotFound, "unknown session"));
+    let e = heartbeat(&mut c, "0123", 1).await.expect_err("invalid");
+    assert_eq!(
+        (e.code(), e.message()),
+        (Code::Unauthenticated, "invalid session id")
+    );
     let e = c
         .subscribe(sub("nope", None, "", ""))
         .await
-        .expect_err("unknown");
-    assert_eq!((e.code(), e.message()), (Code::NotFound, "unknown session"));
+        .expect_err("invalid");
+    assert_eq!(
+        (e.code(), e.message()),
+        (Code::Unauthenticated, "invalid session id")
+    );
 
     let a = open(&mut c).await;
     let b = open(&mut c).await;

@@ -153,6 +153,7 @@ pub fn sub(session: &str, after: Option<u64>, token: &str, log_id: &str) -> Subs
             after_sequence: after,
             resume_token: token.to_string(),
             log_id: log_id.to_string(),
+            ..ResumeRequest::default()
         }),
     }
 }
