@@ -99,6 +99,33 @@ impl Server {
     }
 }
 
+/// What a load generator run is measured around: one [`Server`], or replicas and the
+/// Redis they share (the replicas scenario).
+pub trait Measured {
+    /// CPU time and memory of the servers now (summed over replicas).
+    fn usage(&self) -> Usage;
+    /// CPU time and memory of what the servers share (Redis) now; nothing by default.
+    fn shared_usage(&self) -> Usage {
+        Usage::default()
+    }
+    /// The servers' counters now (summed over replicas).
+    fn metrics(&self) -> impl Future<Output = Metrics>;
+    /// [`During::RestartAfter`]: kills (SIGKILL) a server and starts it again.
+    fn restart(&mut self) -> impl Future<Output = Result<()>>;
+}
+
+impl Measured for Server {
+    fn usage(&self) -> Usage {
+        Server::usage(self)
+    }
+    async fn metrics(&self) -> Metrics {
+        Server::metrics(self).await
+    }
+    async fn restart(&mut self) -> Result<()> {
+        Server::restart(self).await
+    }
+}
+
 /// A log file for a child (truncated).
 pub fn log_file(path: &Path) -> Result<LogFile> {
     LogFile::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
@@ -118,6 +145,8 @@ pub struct Run<T> {
     pub raw: Value,
     /// Server usage at `MEASURE start` and `MEASURE end`.
     pub usage: (Usage, Usage),
+    /// The shared parts' usage (Redis) at `MEASURE start` and `MEASURE end`.
+    pub shared: (Usage, Usage),
     /// The load generator's CPU seconds in the window.
     pub loadgen_cpu_s: f64,
     /// The whole machine's busy CPU seconds in the window (all processes).
@@ -218,7 +247,7 @@ impl Loadgen {
 pub async fn sessions<T: DeserializeOwned>(
     ctx: &Ctx,
     name: &str,
-    server: &mut Server,
+    server: &mut impl Measured,
     args: &[String],
     during: During,
     timeout: Duration,
@@ -226,6 +255,7 @@ pub async fn sessions<T: DeserializeOwned>(
     let idle = server.usage();
     let mut loadgen = Loadgen::spawn(ctx, name, args, timeout)?;
     let mut usage = (Usage::default(), Usage::default());
+    let mut shared = (Usage::default(), Usage::default());
     let mut metrics = (Metrics::default(), Metrics::default());
     let (mut loadgen_cpu_s, mut machine_cpu_s) = (0.0, 0.0);
     loop {
@@ -234,6 +264,7 @@ pub async fn sessions<T: DeserializeOwned>(
             println!("  {name}: {line}");
         } else if line == "MEASURE start" {
             usage.0 = server.usage();
+            shared.0 = server.shared_usage();
             loadgen_cpu_s = -loadgen.cpu_s();
             machine_cpu_s = -machine::machine_busy_s().unwrap_or(f64::NAN);
             metrics.0 = server.metrics().await;
@@ -243,6 +274,7 @@ pub async fn sessions<T: DeserializeOwned>(
             }
         } else if line == "MEASURE end" {
             usage.1 = server.usage();
+            shared.1 = server.shared_usage();
             loadgen_cpu_s += loadgen.cpu_s();
             machine_cpu_s += machine::machine_busy_s().unwrap_or(f64::NAN);
             metrics.1 = server.metrics().await;
@@ -253,6 +285,7 @@ pub async fn sessions<T: DeserializeOwned>(
                 report,
                 raw,
                 usage,
+                shared,
                 loadgen_cpu_s,
                 machine_cpu_s,
                 metrics,

@@ -23,14 +23,17 @@
 //!   file-backed event log; READY again and the first resumed event, per session, and
 //!   the reconnect storm per 100 ms;
 //! - [`fanout`]: events/s delivered to 1 000 subscribers of a fast ticker;
+//! - [`replicas`]: the event log on Redis Streams: 500 events/s with the memory log and
+//!   with Redis (the per-event cost), 3 replicas behind nginx (publish → deliver lag,
+//!   events/s as fast as it goes), a replica killed (resume on the others);
 //! - [`sizes`]: files built by `cargo xtask bench` (`--artifact KEY PATH LABEL`): the
 //!   client library's wasm for a Rust-only page (the example's) and with the JS bindings,
 //!   the TypeScript page's bundle, the dashboard's wasm; raw and gzip.
 //!
 //! # Layout
 //! - `mod.rs`: the options, the scenarios run in order, the report put together.
-//! - [`capacity`], [`overhead`], [`detection`], [`recovery`], [`fanout`], [`sizes`]: one
-//!   module per scenario, each returning its markdown table and its JSON.
+//! - [`capacity`], [`overhead`], [`detection`], [`recovery`], [`fanout`], [`replicas`],
+//!   [`sizes`]: one module per scenario, each returning its markdown table and its JSON.
 //! - [`children`]: the servers ([`testkit::ServerProcess`], restarted on the same port)
 //!   and the load generator runs (its `READY`/`MEASURE`/`REPORT` lines, what the server
 //!   used in the window).
@@ -47,6 +50,7 @@ pub mod fanout;
 pub mod machine;
 pub mod overhead;
 pub mod recovery;
+pub mod replicas;
 pub mod report;
 pub mod sizes;
 
@@ -58,12 +62,13 @@ use std::time::Instant;
 pub type Result<T, E = String> = std::result::Result<T, E>;
 
 /// Every scenario, in order.
-pub const SCENARIOS: [&str; 6] = [
+pub const SCENARIOS: [&str; 7] = [
     "capacity",
     "overhead",
     "detection",
     "recovery",
     "fanout",
+    "replicas",
     "sizes",
 ];
 
@@ -82,7 +87,7 @@ pub struct Options {
     #[arg(long)]
     pub quick: bool,
     /// Only these scenarios, comma-separated (default: all): capacity, overhead,
-    /// detection, recovery, fanout, sizes.
+    /// detection, recovery, fanout, replicas, sizes.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// The release `server` (default: next to this binary).
@@ -231,6 +236,7 @@ pub async fn run(opts: &Options) -> Result<()> {
             "detection" => detection::run(&ctx).await,
             "recovery" => recovery::run(&ctx).await,
             "fanout" => fanout::run(&ctx).await,
+            "replicas" => replicas::run(&ctx).await,
             _ => sizes::run(&ctx).await,
         }?;
         println!("{}", section.table);
