@@ -392,7 +392,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(parse_str(&["demo", "--replicas", "0"]).is_err());
-        let both = parse_str(&["demo", "--tls", "--replicas", "3"]).unwrap_err();
+        let both =
+            parse_str(&["demo", "--tls", "--replicas", "3"]).expect_err("--tls with --replicas");
         assert!(both.to_string().contains("do not go together"), "{both}");
     }
 
