@@ -218,11 +218,17 @@ async fn session_ids_are_128_random_bits_and_distinct_over_10000_sessions() {
             ids
         }));
     }
+    // A session id is signed (valid on every replica): `s1.KID.RANDOM.EXPIRY.MAC`; the
+    // random part is 128 bits, the MAC 128 bits of HMAC-SHA256.
     let mut ids = HashSet::new();
     for t in tasks {
         for id in t.await.expect("join") {
-            assert!(is_id(&id), "{id:?}");
-            assert!(ids.insert(id), "a session id came twice");
+            let parts: Vec<&str> = id.split('.').collect();
+            assert_eq!(parts.len(), 5, "{id:?}");
+            assert_eq!(parts[0], "s1", "{id:?}");
+            assert!(is_id(parts[2]) && is_id(parts[4]), "{id:?}");
+            assert!(parts[3].parse::<u64>().is_ok(), "{id:?}");
+            assert!(ids.insert(parts[2].to_owned()), "a session id came twice");
         }
     }
     assert_eq!(ids.len(), N);

@@ -22,8 +22,14 @@ async fn open_session_and_heartbeat_echo() {
     let srv = ServerProcess::start(&["--stream-heartbeat-interval", "7s"]).await;
     let mut c = client(&srv).await;
     let s = open(&mut c).await;
-    assert_eq!(s.session_id.len(), 32, "{s:?}");
-    assert!(s.session_id.chars().all(|c| c.is_ascii_hexdigit()));
+    // Signed, so that every replica accepts it: `s1.KID.RANDOM.EXPIRY.MAC`.
+    let parts: Vec<&str> = s.session_id.split('.').collect();
+    assert_eq!((parts.len(), parts[0]), (5, "s1"), "{s:?}");
+    for hex in [parts[2], parts[4]] {
+        assert_eq!(hex.len(), 32, "{s:?}");
+        assert!(hex.chars().all(|c| c.is_ascii_hexdigit()), "{s:?}");
+    }
+    assert!(!s.server.is_empty(), "the replica's name: {s:?}");
     assert_eq!(s.stream_heartbeat_interval_ms, 7000);
     assert_eq!(log_id(&mut c, &s.session_id).await.len(), 32);
     assert_ne!(open(&mut c).await.session_id, s.session_id);
@@ -185,7 +191,9 @@ async fn subscribe_from_the_head_gets_new_events_only() {
     };
     assert_eq!(e.sequence, 3);
     assert_eq!(e.text, "hello");
-    assert_eq!(e.source, s.session_id[..8]);
+    // The first characters of the id's random part.
+    let random = s.session_id.split('.').nth(2).expect("a signed id");
+    assert_eq!(e.source, random[..8]);
     assert!(e.published_at_ms > 0);
 }
 
