@@ -37,6 +37,15 @@ use tonic::transport::Channel;
 const REQUIRE_ENV: &str = "KEEPALIVE_REPLICAS";
 
 /// Whether Redis and nginx are here; if not, says so (and fails when required).
+/// The test's turn (one cluster at a time), or `None` when Redis or nginx is missing and
+/// not required.
+async fn exclusive(test: &str) -> Option<tokio::sync::MutexGuard<'static, ()>> {
+    if !available(test) {
+        return None;
+    }
+    Some(SERIAL.lock().await)
+}
+
 fn available(test: &str) -> bool {
     let runs = |bin: &str| {
         std::process::Command::new(bin)
@@ -59,6 +68,16 @@ fn available(test: &str) -> bool {
 }
 
 const SESSIONS: usize = 40;
+
+/// 3 replicas behind nginx (a 30 s idle cut), [`SESSIONS`] sessions READY through it
+/// with stream heartbeats, and a publisher through nginx every [`EVERY`].
+async fn live(persistence: Persistence) -> (testkit::Cluster, Fleet, Publisher) {
+    let c = cluster(3, 3, &[], secs(30.0), persistence).await;
+    let fleet = Fleet::start(c.nginx.web_addr(), SESSIONS, true);
+    fleet.wait_ready(secs(20.0)).await;
+    let publisher = Publisher::start(c.nginx.grpc_addr(), EVERY);
+    (c, fleet, publisher)
+}
 /// The publisher's pace: 50 events/s.
 const EVERY: Duration = Duration::from_millis(20);
 /// After the last publish, time for every session to catch up (a reconnect included).
@@ -66,14 +85,10 @@ const SETTLE: Duration = Duration::from_secs(4);
 
 #[tokio::test]
 async fn a_killed_replica_loses_nothing() {
-    if !available("a_killed_replica_loses_nothing") {
+    let Some(_serial) = exclusive("a_killed_replica_loses_nothing").await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let mut c = cluster(3, 3, &[], secs(30.0), Persistence::AppendFsyncAlways).await;
-    let fleet = Fleet::start(c.nginx.web_addr(), SESSIONS, true);
-    fleet.wait_ready(secs(20.0)).await;
-    let publisher = Publisher::start(c.nginx.grpc_addr(), EVERY);
+    };
+    let (mut c, fleet, publisher) = live(Persistence::AppendFsyncAlways).await;
     tokio::time::sleep(secs(2.0)).await;
     let killed_at = fleet.clock.secs();
     c.replica(0).kill();
@@ -95,14 +110,10 @@ async fn a_killed_replica_loses_nothing() {
 
 #[tokio::test]
 async fn a_rolling_restart_loses_nothing() {
-    if !available("a_rolling_restart_loses_nothing") {
+    let Some(_serial) = exclusive("a_rolling_restart_loses_nothing").await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let mut c = cluster(3, 3, &[], secs(30.0), Persistence::AppendFsyncAlways).await;
-    let fleet = Fleet::start(c.nginx.web_addr(), SESSIONS, true);
-    fleet.wait_ready(secs(20.0)).await;
-    let publisher = Publisher::start(c.nginx.grpc_addr(), EVERY);
+    };
+    let (mut c, fleet, publisher) = live(Persistence::AppendFsyncAlways).await;
     let started = fleet.clock.secs();
     for i in 0..c.len() {
         tokio::time::sleep(secs(1.5)).await;
@@ -145,10 +156,9 @@ async fn shares(c: &testkit::Cluster) -> Vec<f64> {
 
 #[tokio::test]
 async fn a_replica_started_late_gets_its_share() {
-    if !available("a_replica_started_late_gets_its_share") {
+    let Some(_serial) = exclusive("a_replica_started_late_gets_its_share").await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
+    };
     const AGE: f64 = 10.0;
     let args = [
         "--max-connection-age",
@@ -198,10 +208,10 @@ async fn a_replica_started_late_gets_its_share() {
 
 #[tokio::test]
 async fn stream_heartbeats_keep_an_idle_stream_through_the_proxy_and_a_cut_one_resumes() {
-    if !available("stream_heartbeats_keep_an_idle_stream_through_the_proxy") {
+    let Some(_serial) = exclusive("stream_heartbeats_keep_an_idle_stream_through_the_proxy").await
+    else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
+    };
     const IDLE_FOR: f64 = 30.0;
     // Two clusters at once (they are idle): heartbeats every 1.5 s, and none.
     let with = cluster(
@@ -262,14 +272,10 @@ async fn stream_heartbeats_keep_an_idle_stream_through_the_proxy_and_a_cut_one_r
 
 #[tokio::test]
 async fn redis_restarted_with_its_data_loses_nothing() {
-    if !available("redis_restarted_with_its_data_loses_nothing") {
+    let Some(_serial) = exclusive("redis_restarted_with_its_data_loses_nothing").await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let mut c = cluster(3, 3, &[], secs(30.0), Persistence::AppendFsyncAlways).await;
-    let fleet = Fleet::start(c.nginx.web_addr(), SESSIONS, true);
-    fleet.wait_ready(secs(20.0)).await;
-    let publisher = Publisher::start(c.nginx.grpc_addr(), EVERY);
+    };
+    let (mut c, fleet, publisher) = live(Persistence::AppendFsyncAlways).await;
     tokio::time::sleep(secs(2.0)).await;
     c.redis.kill();
     tokio::time::sleep(secs(2.0)).await;
@@ -294,14 +300,10 @@ async fn redis_restarted_with_its_data_loses_nothing() {
 
 #[tokio::test]
 async fn a_wiped_redis_is_a_reset_every_client_is_told_of() {
-    if !available("a_wiped_redis_is_a_reset_every_client_is_told_of") {
+    let Some(_serial) = exclusive("a_wiped_redis_is_a_reset_every_client_is_told_of").await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
-    let c = cluster(3, 3, &[], secs(30.0), Persistence::None).await;
-    let fleet = Fleet::start(c.nginx.web_addr(), SESSIONS, true);
-    fleet.wait_ready(secs(20.0)).await;
-    let publisher = Publisher::start(c.nginx.grpc_addr(), EVERY);
+    };
+    let (c, fleet, publisher) = live(Persistence::None).await;
     tokio::time::sleep(secs(2.0)).await;
     let wiped_at = fleet.clock.secs();
     c.redis.wipe().expect("FLUSHALL");
@@ -344,10 +346,9 @@ async fn a_wiped_redis_is_a_reset_every_client_is_told_of() {
 
 #[tokio::test]
 async fn a_retention_overrun_is_an_explicit_gap() {
-    if !available("a_retention_overrun_is_an_explicit_gap") {
+    let Some(_serial) = exclusive("a_retention_overrun_is_an_explicit_gap").await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
+    };
     let c = cluster(
         3,
         3,
@@ -395,10 +396,9 @@ fn direct(addr: std::net::SocketAddr) -> Channel {
 
 #[tokio::test]
 async fn sessions_are_one_across_replicas() {
-    if !available("sessions_are_one_across_replicas") {
+    let Some(_serial) = exclusive("sessions_are_one_across_replicas").await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
+    };
     // Heartbeats judged strictly (200 ms, 2 strikes, none without a stream), short ids.
     let args = ["--min-ping-interval", "200ms", "--session-ttl", "6s"];
     let c = cluster(3, 3, &args, secs(30.0), Persistence::None).await;
@@ -510,10 +510,9 @@ async fn sessions_are_one_across_replicas() {
 
 #[tokio::test]
 async fn one_key_through_several_replicas_is_one_event() {
-    if !available("one_key_through_several_replicas_is_one_event") {
+    let Some(_serial) = exclusive("one_key_through_several_replicas_is_one_event").await else {
         return;
-    }
-    let _serial = SERIAL.lock().await;
+    };
     let c = cluster(3, 3, &[], secs(30.0), Persistence::None).await;
     let ch: Vec<Channel> = c.addrs().iter().map(|a| direct(*a)).collect();
     let session = SessionClient::new(ch[0].clone())
