@@ -14,7 +14,7 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// Calls `OpenSession` and requires a session id (128 bits, hex).
+/// Calls `OpenSession` and requires a signed session id (128 random bits, hex).
 async fn open_session_reaches_server(url: &str) -> String {
     use keepalive_proto::v1::OpenSessionRequest;
     use keepalive_proto::v1::session_client::SessionClient;
@@ -25,10 +25,14 @@ async fn open_session_reaches_server(url: &str) -> String {
         .map(|r| r.into_inner().session_id)
     {
         Ok(session_id) => {
-            assert_eq!(session_id.len(), 32, "not 128 bits of hex: {session_id:?}");
+            // Signed so that every replica accepts it: `s1.KID.RANDOM.EXPIRY.MAC`, the
+            // random part 128 bits of hex.
+            let random = session_id.split('.').nth(2).unwrap_or_default();
             assert!(
-                session_id.bytes().all(|b| b.is_ascii_hexdigit()),
-                "{session_id:?}"
+                session_id.starts_with("s1.")
+                    && random.len() == 32
+                    && random.bytes().all(|b| b.is_ascii_hexdigit()),
+                "not a signed id with 128 random bits: {session_id:?}"
             );
             session_id
         }
