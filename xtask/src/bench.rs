@@ -21,8 +21,9 @@ pub struct BenchOptions {
 
 /// Every scenario, in order (the bench checks them too; here a typo fails before the
 /// release build).
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 8] = [
     "capacity",
+    "idle",
     "overhead",
     "detection",
     "recovery",

@@ -63,7 +63,8 @@ COMMANDS:
         Build the release server, loadgen, bench-server and bench (and, for
         sizes, the example's pages and the dashboard), then run bench
         (loadgen/src/bench/), which measures on 127.0.0.1: capacity (100,
-        1 000, 10 000 browser sessions), overhead (our server vs a stock
+        1 000, 10 000 browser sessions), idle (server memory per idle
+        HTTP/2 and HTTP/1.1 connection), overhead (our server vs a stock
         tonic server, HTTP/2 and gRPC-web/HTTP/1.1), detection (chaos STALL),
         recovery (server restart), fan-out (1 000 subscribers), replicas
         (the event log on Redis: memory vs Redis per event, 3 replicas behind
@@ -72,8 +73,8 @@ COMMANDS:
         markdown tables; writes target/bench/bench.md and bench.json and every
         process's log. About 6 minutes. Nothing timed is asserted.
         --quick: few sessions, short windows (checks that it runs).
-        --only: some of capacity, overhead, detection, recovery, fanout,
-        replicas, sizes.
+        --only: some of capacity, idle, overhead, detection, recovery,
+        fanout, replicas, sizes.
 
     client
         Build the browser client as an npm package for TypeScript and

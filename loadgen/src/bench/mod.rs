@@ -10,10 +10,12 @@
 //! fails or is interrupted. Nothing timed is asserted: the figures are reported next to
 //! their targets. Logs of every process go to `*.log` in the output directory.
 //!
-//! Scenarios (issue 5), in this order:
+//! Scenarios (issues 5, 12, 13), in this order:
 //! - [`capacity`]: N sessions with a heartbeat every second (`--probe`) and a ticker at
 //!   10 events/s; RTT percentiles, errors, server CPU per 1 000 heartbeats
 //!   (`/proc/<pid>/stat` over the window), server RSS per session (`VmRSS` delta / N);
+//! - [`idle`]: the server's memory per idle connection (HTTP/2, HTTP/1.1 keep-alive),
+//!   marginal between two sizes;
 //! - [`overhead`]: the same unary call (Heartbeat) against our server and a stock
 //!   `tonic::transport::Server` with the same service, over HTTP/2 and gRPC-web/HTTP/1.1,
 //!   rounds alternating between the two; requests/s ratio of medians; user-space
@@ -32,7 +34,7 @@
 //!
 //! # Layout
 //! - `mod.rs`: the options, the scenarios run in order, the report put together.
-//! - [`capacity`], [`overhead`], [`detection`], [`recovery`], [`fanout`], [`replicas`],
+//! - [`capacity`], [`idle`], [`overhead`], [`detection`], [`recovery`], [`fanout`], [`replicas`],
 //!   [`sizes`]: one module per scenario, each returning its markdown table and its JSON.
 //! - [`children`]: the servers ([`testkit::ServerProcess`], restarted on the same port)
 //!   and the load generator runs (its `READY`/`MEASURE`/`REPORT` lines, what the server
@@ -47,6 +49,7 @@ pub mod capacity;
 pub mod children;
 pub mod detection;
 pub mod fanout;
+pub mod idle;
 pub mod machine;
 pub mod overhead;
 pub mod recovery;
@@ -62,8 +65,9 @@ use std::time::Instant;
 pub type Result<T, E = String> = std::result::Result<T, E>;
 
 /// Every scenario, in order.
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 8] = [
     "capacity",
+    "idle",
     "overhead",
     "detection",
     "recovery",
@@ -86,7 +90,7 @@ pub struct Options {
     /// Small and short: a check that every scenario runs, not a measurement.
     #[arg(long)]
     pub quick: bool,
-    /// Only these scenarios, comma-separated (default: all): capacity, overhead,
+    /// Only these scenarios, comma-separated (default: all): capacity, idle, overhead,
     /// detection, recovery, fanout, replicas, sizes.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -232,6 +236,7 @@ pub async fn run(opts: &Options) -> Result<()> {
         let t = Instant::now();
         let section = match name {
             "capacity" => capacity::run(&ctx, nofile).await,
+            "idle" => idle::run(&ctx, nofile).await,
             "overhead" => overhead::run(&ctx).await,
             "detection" => detection::run(&ctx).await,
             "recovery" => recovery::run(&ctx).await,
