@@ -155,6 +155,8 @@ impl Fleet {
 pub struct Publisher {
     stop: watch::Sender<bool>,
     task: JoinHandle<Vec<u64>>,
+    /// Publishes acknowledged so far.
+    acked: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A session on the cluster (through `addr`), for publishing.
@@ -174,6 +176,8 @@ impl Publisher {
     /// Starts publishing to `grpc` (nginx's HTTP/2 listener).
     pub fn start(grpc: SocketAddr, every: Duration) -> Publisher {
         let (stop, mut stop_rx) = watch::channel(false);
+        let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let acked_count = count.clone();
         let task = tokio::spawn(async move {
             let channel = Channel::from_shared(format!("http://{grpc}"))
                 .expect("url")
@@ -197,6 +201,7 @@ impl Publisher {
                     match tokio::time::timeout(Duration::from_secs(3), call).await {
                         Ok(Ok(r)) => {
                             acked.push(r.into_inner().sequence);
+                            acked_count.fetch_add(1, Relaxed);
                             break;
                         }
                         Ok(Err(s)) if s.code() == tonic::Code::Unauthenticated => {
@@ -217,7 +222,24 @@ impl Publisher {
             }
             acked
         });
-        Publisher { stop, task }
+        Publisher {
+            stop,
+            task,
+            acked: count,
+        }
+    }
+
+    /// Waits until `n` publishes are acknowledged (at most `timeout`).
+    pub async fn wait_for(&self, n: u64, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.acked.load(Relaxed) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} of {n} publishes acknowledged after {timeout:?}",
+                self.acked.load(Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Stops; the sequence every publish got, in order.
