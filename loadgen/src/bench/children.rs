@@ -308,6 +308,23 @@ pub async fn unary(ctx: &Ctx, name: &str, args: &[String]) -> Result<UnaryReport
     }
 }
 
+/// The sessions' client keepalive `time` and `timeout`, a 2 s ramp and a 2 s settle, and
+/// the measured window: what every sessions scenario but capacity passes.
+pub fn timing<'a>(time: &'a str, timeout: &'a str, window: &'a str) -> [&'a str; 10] {
+    [
+        "--time",
+        time,
+        "--timeout",
+        timeout,
+        "--ramp",
+        "2s",
+        "--settle",
+        "2s",
+        "--duration",
+        window,
+    ]
+}
+
 /// `sessions --addr ADDR --sessions N --source-ips 8 EXTRA…`.
 pub fn sessions_args(addr: SocketAddr, n: usize, extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = ["sessions", "--addr", &addr.to_string(), "--sessions"]

@@ -4,7 +4,7 @@
 //! and from the chaos call to leaving READY; why (the core's reason). The target: every
 //! session leaves READY at most 100 ms after Time + Timeout.
 
-use super::children::{self, During, Server, sessions_args};
+use super::children::{self, During, Server, sessions_args, timing};
 use super::report::{Section, met, ms3};
 use super::{CHAOS_TOKEN, Ctx, Result};
 use crate::scenario::sessions::SessionsReport;
@@ -28,23 +28,17 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         server.addr(),
         n,
         &[
-            "--time",
-            "1s",
-            "--timeout",
-            "1s",
-            "--ramp",
-            "2s",
-            "--settle",
-            "2s",
-            "--duration",
-            "7s",
-            "--stall-after",
-            "2s",
-            "--stall-for",
-            "4s",
-            "--chaos-token",
-            CHAOS_TOKEN,
-        ],
+            &timing("1s", "1s", "7s")[..],
+            &[
+                "--stall-after",
+                "2s",
+                "--stall-for",
+                "4s",
+                "--chaos-token",
+                CHAOS_TOKEN,
+            ],
+        ]
+        .concat(),
     );
     let run = children::sessions::<SessionsReport>(
         ctx,

@@ -5,7 +5,7 @@
 //! the server's publish stamp to delivery, gaps, errors, and the CPU of the server, the
 //! load generator and the whole machine.
 
-use super::children::{self, During, Server, metric, sessions_args};
+use super::children::{self, During, Server, metric, sessions_args, timing};
 use super::report::{Section, fixed, ms3};
 use super::{Ctx, Result};
 use crate::scenario::sessions::SessionsReport;
@@ -35,22 +35,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         "5s",
     ];
     let mut server = Server::start(ctx, "fanout", &ctx.bins.server, &flags).await?;
-    let args = sessions_args(
-        server.addr(),
-        n,
-        &[
-            "--time",
-            "5s",
-            "--timeout",
-            "5s",
-            "--ramp",
-            "2s",
-            "--settle",
-            "2s",
-            "--duration",
-            "10s",
-        ],
-    );
+    let args = sessions_args(server.addr(), n, &timing("5s", "5s", "10s"));
     let run = children::sessions::<SessionsReport>(
         ctx,
         "fanout",

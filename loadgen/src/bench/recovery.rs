@@ -5,7 +5,7 @@
 //! attempts it took; and the reconnect storm: sessions READY again per 100 ms from the
 //! first loss.
 
-use super::children::{self, During, Server, sessions_args};
+use super::children::{self, During, Server, sessions_args, timing};
 use super::report::{Section, ms3};
 use super::{Ctx, Result};
 use crate::scenario::sessions::SessionsReport;
@@ -27,22 +27,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         &events,
     ];
     let mut server = Server::start(ctx, "recovery", &ctx.bins.server, &flags).await?;
-    let args = sessions_args(
-        server.addr(),
-        n,
-        &[
-            "--time",
-            "1s",
-            "--timeout",
-            "1s",
-            "--ramp",
-            "2s",
-            "--settle",
-            "2s",
-            "--duration",
-            "7s",
-        ],
-    );
+    let args = sessions_args(server.addr(), n, &timing("1s", "1s", "7s"));
     let run = children::sessions::<SessionsReport>(
         ctx,
         "recovery",

@@ -19,7 +19,7 @@
 //! the others and resume from the shared log: loss → first resumed event, gaps,
 //! duplicates.
 
-use super::children::{self, During, Measured, Server, metric, sessions_args};
+use super::children::{self, During, Measured, Server, metric, sessions_args, timing};
 use super::machine::{self, Usage};
 use super::report::{Section, fixed, ms3};
 use super::{Ctx, Result};
@@ -144,19 +144,8 @@ struct Json {
 
 /// The subscribers' flags: Time 1 s + Timeout 1 s (as the recovery scenario), stream
 /// heartbeats so nothing is idle.
-fn client_flags(quick: bool) -> Vec<&'static str> {
-    vec![
-        "--time",
-        "1s",
-        "--timeout",
-        "1s",
-        "--ramp",
-        "2s",
-        "--settle",
-        "2s",
-        "--duration",
-        if quick { "3s" } else { "10s" },
-    ]
+fn client_flags(quick: bool) -> [&'static str; 10] {
+    timing("1s", "1s", if quick { "3s" } else { "10s" })
 }
 
 /// The servers' flags for ticks every `tick`.
