@@ -86,24 +86,7 @@ impl SharedSessions {
         stream: u64,
         stream_key: &str,
     ) -> Result<u64, StoreError> {
-        let key = session_key(session);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset(
-                &key,
-                self.presence_field(stream),
-                now_ms() + PRESENCE_TTL.as_millis() as u64,
-            )
-            .ignore();
-        if !stream_key.is_empty() {
-            pipe.hincr(&key, format!("gen:{stream_key}"), 1);
-        }
-        pipe.pexpire(&key, SESSION_TTL.as_millis() as i64).ignore();
-        let mut conn = self.conn.clone();
-        let result: redis::RedisResult<Vec<u64>> = pipe.query_async(&mut conn).await;
-        self.store.note(&result);
-        let gens = result.map_err(|e| StoreError(format!("Redis: {e}")))?;
-        Ok(gens.first().copied().unwrap_or(0))
+        self.present(session, stream, stream_key, true).await
     }
 
     /// Renews the presence of `stream` and returns the newest generation of
@@ -117,17 +100,37 @@ impl SharedSessions {
         stream: u64,
         stream_key: &str,
     ) -> Result<u64, StoreError> {
+        self.present(session, stream, stream_key, false).await
+    }
+
+    /// One atomic round: the presence of `stream` written (expiring in [`PRESENCE_TTL`]),
+    /// the session's expiry pushed back, and the generation of `stream_key` bumped
+    /// (`attach`) or read (`renew`).
+    async fn present(
+        &self,
+        session: &str,
+        stream: u64,
+        stream_key: &str,
+        bump: bool,
+    ) -> Result<u64, StoreError> {
         let key = session_key(session);
         let mut pipe = redis::pipe();
-        pipe.hset(
-            &key,
-            self.presence_field(stream),
-            now_ms() + PRESENCE_TTL.as_millis() as u64,
-        )
-        .ignore();
-        pipe.pexpire(&key, SESSION_TTL.as_millis() as i64).ignore();
+        pipe.atomic()
+            .hset(
+                &key,
+                self.presence_field(stream),
+                now_ms() + PRESENCE_TTL.as_millis() as u64,
+            )
+            .ignore()
+            .pexpire(&key, SESSION_TTL.as_millis() as i64)
+            .ignore();
         if !stream_key.is_empty() {
-            pipe.hget(&key, format!("gen:{stream_key}"));
+            let field = format!("gen:{stream_key}");
+            if bump {
+                pipe.hincr(&key, field, 1);
+            } else {
+                pipe.hget(&key, field);
+            }
         }
         let mut conn = self.conn.clone();
         let result: redis::RedisResult<Vec<Option<u64>>> = pipe.query_async(&mut conn).await;
