@@ -33,6 +33,9 @@ use std::time::Duration;
 use testkit::redis::Persistence;
 use tonic::Code;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 const REQUIRE_ENV: &str = "KEEPALIVE_REPLICAS";
 
@@ -278,8 +281,20 @@ async fn redis_restarted_with_its_data_loses_nothing() {
     let (mut c, fleet, publisher) = live(Persistence::AppendFsyncAlways).await;
     tokio::time::sleep(secs(2.0)).await;
     c.redis.kill();
-    tokio::time::sleep(secs(2.0)).await;
+    // Every replica says it cannot serve while its log is out of reach …
+    let down = wait_health(&c, ServingStatus::NotServing, secs(2.0)).await;
+    tokio::time::sleep(secs(2.0).saturating_sub(down)).await;
     c.redis.restart().expect("redis again");
+    // … and serves again once it is back.
+    let up = wait_health(&c, ServingStatus::Serving, secs(5.0)).await;
+    figure(
+        "Redis unreachable: health of every replica",
+        format!(
+            "NOT_SERVING {:.0} ms after the kill, SERVING {:.0} ms after the restart",
+            down.as_secs_f64() * 1000.0,
+            up.as_secs_f64() * 1000.0
+        ),
+    );
     tokio::time::sleep(secs(3.0)).await;
     let n = assert_published_once(&publisher.finish().await);
     tokio::time::sleep(SETTLE).await;
@@ -386,6 +401,30 @@ async fn a_retention_overrun_is_an_explicit_gap() {
             records[0].first.unwrap_or(0)
         ),
     );
+}
+
+/// Waits until every replica's health (the server as a whole, service "") is `want`;
+/// how long that took.
+async fn wait_health(c: &testkit::Cluster, want: ServingStatus, within: Duration) -> Duration {
+    let started = tokio::time::Instant::now();
+    loop {
+        let mut all = true;
+        for addr in c.addrs() {
+            let status = HealthClient::new(direct(*addr))
+                .check(HealthCheckRequest::default())
+                .await
+                .map(|r| r.into_inner().status);
+            all &= status.is_ok_and(|s| s == want as i32);
+        }
+        if all {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "not every replica {want:?} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// One channel straight to a replica (not through nginx).
