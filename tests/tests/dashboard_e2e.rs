@@ -95,23 +95,17 @@ async fn feed(browser: &Client) -> Vec<u64> {
 
 /// Polls `check` every 50 ms until it returns `Some`; after `timeout`, panics with `what`
 /// and what the page shows (state, timeline, browser log).
-async fn wait_for<T, F, Fut>(browser: &Client, what: &str, timeout: Duration, mut check: F) -> T
+async fn wait_for<T, F, Fut>(browser: &Client, what: &str, timeout: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for {what}\n{}",
-                diagnose(browser).await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    match webdriver::poll(timeout, Duration::from_millis(50), check).await {
+        Some(v) => v,
+        None => panic!(
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            diagnose(browser).await
+        ),
     }
 }
 

@@ -106,31 +106,25 @@ impl Page<'_> {
             .unwrap_or_default()
     }
 
-    async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> T
+    async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = check().await {
-                return v;
-            }
-            if Instant::now() >= deadline {
-                let log = self
-                    .browser
-                    .issue_cmd(webdriver::BrowserLog)
-                    .await
-                    .unwrap_or_default();
-                panic!(
-                    "{}: timed out after {timeout:?} waiting for {what}; state {:?}, ticks {:?}\nbrowser log: {log:#}",
-                    self.name,
-                    self.state().await,
-                    self.ticks().await
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        if let Some(v) = webdriver::poll(timeout, Duration::from_millis(25), check).await {
+            return v;
         }
+        let log = self
+            .browser
+            .issue_cmd(webdriver::BrowserLog)
+            .await
+            .unwrap_or_default();
+        panic!(
+            "{}: timed out after {timeout:?} waiting for {what}; state {:?}, ticks {:?}\nbrowser log: {log:#}",
+            self.name,
+            self.state().await,
+            self.ticks().await
+        );
     }
 
     async fn wait_state(&self, want: &str, timeout: Duration) {
