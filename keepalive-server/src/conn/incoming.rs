@@ -7,7 +7,8 @@
 //! its 17 bytes are in.
 
 use super::frame::{self, FrameHeader, HEADER_LEN};
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
+use tokio::io::ReadBuf;
 
 /// What the observer reports about frames the client sends.
 pub trait Watcher {
@@ -111,11 +112,12 @@ impl Incoming {
         self.eof
     }
 
-    /// Moves up to `dst.len()` ready bytes into `dst`; returns how many.
-    pub fn take(&mut self, dst: &mut [u8]) -> usize {
-        let n = self.ready.min(dst.len());
-        dst[..n].copy_from_slice(&self.buf[..n]);
-        let _ = self.buf.split_to(n);
+    /// Moves as many ready bytes as fit into `dst` (appended: only the bytes copied are
+    /// written, the rest of h2's buffer is not zeroed first); returns how many.
+    pub fn take(&mut self, dst: &mut ReadBuf<'_>) -> usize {
+        let n = self.ready.min(dst.remaining());
+        dst.put_slice(&self.buf[..n]);
+        self.buf.advance(n);
         self.ready -= n;
         n
     }
@@ -189,9 +191,10 @@ mod tests {
                 inc.scan(&mut seen);
                 let mut dst = vec![0u8; take];
                 loop {
-                    let got = inc.take(&mut dst);
+                    let mut buf = ReadBuf::new(&mut dst);
+                    let got = inc.take(&mut buf);
                     if got == 0 { break; }
-                    out.extend_from_slice(&dst[..got]);
+                    out.extend_from_slice(buf.filled());
                 }
             }
             prop_assert_eq!(out, expected);

@@ -68,8 +68,7 @@ impl<S: Socket> AsyncRead for ObservedIo<S> {
         ready!(this.read_gate.poll_open(cx));
         loop {
             if this.incoming.has_ready() {
-                let n = this.incoming.take(out.initialize_unfilled());
-                out.advance(n);
+                this.incoming.take(out);
                 return Poll::Ready(Ok(()));
             }
             if this.incoming.eof() {

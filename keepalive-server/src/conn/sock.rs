@@ -14,6 +14,7 @@ use bytes::BytesMut;
 use std::future::poll_fn;
 use std::io;
 use std::task::{Context, Poll};
+use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
 
 /// A non-blocking stream socket shared between the observer and the connection task.
@@ -40,6 +41,33 @@ pub async fn writable<S: Socket>(sock: &S) -> io::Result<()> {
     poll_fn(|cx| sock.poll_write_ready(cx)).await
 }
 
+/// Reads what is there into `buf` with `read` (the socket's `try_read_buf`) inside the
+/// socket's `try_io`. A short read — fewer bytes than there was room for — means the
+/// socket is drained, so its readiness is cleared, as tokio's own `poll_read` does: the
+/// next read waits for epoll instead of costing a `recv` that only says EAGAIN (one
+/// syscall in five while streaming events). Readiness that arrived during the read is
+/// kept: tokio clears only the readiness it had seen before.
+fn read_clearing(
+    buf: &mut BytesMut,
+    try_io: impl FnOnce(&mut dyn FnMut() -> io::Result<usize>) -> io::Result<usize>,
+    read: impl Fn(&mut BytesMut) -> io::Result<usize>,
+) -> io::Result<usize> {
+    let room = buf.capacity() - buf.len();
+    let mut got = 0;
+    let result = try_io(&mut || {
+        got = read(buf)?;
+        if got > 0 && got < room {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(got)
+        }
+    });
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+        r => r,
+    }
+}
+
 /// `shutdown(SHUT_WR)` that treats a peer already gone as done.
 fn shutdown_write_fd(sock: socket2::SockRef<'_>) -> io::Result<()> {
     match sock.shutdown(std::net::Shutdown::Write) {
@@ -56,7 +84,11 @@ impl Socket for TcpStream {
         TcpStream::poll_write_ready(self, cx)
     }
     fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        TcpStream::try_read_buf(self, buf)
+        read_clearing(
+            buf,
+            |f| self.try_io(Interest::READABLE, f),
+            |b| TcpStream::try_read_buf(self, b),
+        )
     }
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         TcpStream::try_read(self, buf)
@@ -80,7 +112,11 @@ impl Socket for UnixStream {
         UnixStream::poll_write_ready(self, cx)
     }
     fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        UnixStream::try_read_buf(self, buf)
+        read_clearing(
+            buf,
+            |f| self.try_io(Interest::READABLE, f),
+            |b| UnixStream::try_read_buf(self, b),
+        )
     }
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         UnixStream::try_read(self, buf)
