@@ -1,14 +1,18 @@
 //! One resumable stream: Welcome, then every event from its start position, in order,
 //! exactly once; StreamHeartbeats when quiet; a GoAway when the server ends it.
 //!
-//! The stream is a task that reads the log by sequence and pushes messages into a small
-//! bounded channel that tonic drains into the response body. Reading by sequence, with
+//! The stream is a future (the feed) that reads the log by sequence and hands messages
+//! one at a time to the response body, which polls it: no task and no channel between
+//! them, so an event wakes one task of the connection's (the body's) instead of a task
+//! of ours that then wakes the body's (measured: 16% fewer instructions per delivered
+//! event). Reading by sequence, with
 //! `next` as the only cursor, is what makes delivery exactly-once-in-order: each read
 //! starts right after the last sequence covered, a [`Gap`] covers what the log no longer
 //! holds (the subscriber was too far behind, or resumed too late), and nothing is ever
-//! skipped silently. The channel being bounded is the backpressure: a slow client stalls
-//! its own task, never the log; if it falls further behind than the log holds, it gets a
-//! Gap when it catches up.
+//! skipped silently. The feed runs only while the body asks for the next message, which is
+//! the backpressure: a slow client stalls its own stream, never the log; if it falls
+//! further behind than the log holds, it gets a Gap when it catches up. The feed ends
+//! when the body is dropped (the client left).
 //!
 //! Invariant the client can rely on: after `Welcome { next_sequence: n }`, the stream
 //! covers n, n+1, n+2, … each exactly once and in order, either as an event or inside a
@@ -30,16 +34,17 @@ use crate::log::{EventLog, LogEvent, READ_BATCH, now_ms};
 use keepalive::jitter::{CONNECTION_JITTER, jittered};
 use keepalive_proto::resume::{Frame, ResumableMessage, Sequenced};
 use keepalive_proto::v1::{Gap, GoAway, StreamHeartbeat, Welcome};
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
 use tonic::Status;
-
-/// Messages buffered between the stream's task and the response body.
-const BUFFER: usize = 16;
 
 /// GoAway reason: the stream reached its max stream age.
 pub const REASON_MAX_AGE: &str = "max_stream_age";
@@ -50,8 +55,141 @@ pub const REASON_LOG_RESET: &str = "log_reset";
 /// The ABORTED message of a fenced stream.
 pub const SUPERSEDED: &str = "superseded by a newer stream of this session";
 
+/// Messages the feed may hand to the body ahead of it.
+const BUFFER: usize = 16;
+
 /// The response stream of a resumable method: return it from your handler.
-pub type ResumableStream<M> = ReceiverStream<Result<M, Status>>;
+///
+/// Polling it runs the stream's feed (reading the log, heartbeats, GoAway) when something
+/// the feed waits for happened; dropping it ends the feed.
+pub struct ResumableStream<M> {
+    link: Arc<Link<M>>,
+    /// Wakes the body's task and marks the feed to be polled.
+    feed_waker: Waker,
+    feed: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl<M> std::fmt::Debug for ResumableStream<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResumableStream")
+            .field("ended", &self.feed.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: Send + 'static> Stream for ResumableStream<M> {
+    type Item = Result<M, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        {
+            let mut st = this.link.lock();
+            if let Some(message) = st.pop() {
+                return Poll::Ready(Some(message));
+            }
+            if this.feed.is_none() {
+                return Poll::Ready(None);
+            }
+            if !st.body.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                st.body = Some(cx.waker().clone());
+            }
+            if !std::mem::take(&mut st.woken) {
+                // Nothing the feed waits for happened: polling it would only re-register
+                // its waiters (hyper polls the body after every message it sent).
+                return Poll::Pending;
+            }
+        }
+        if let Some(feed) = this.feed.as_mut()
+            && feed
+                .as_mut()
+                .poll(&mut Context::from_waker(&this.feed_waker))
+                .is_ready()
+        {
+            this.feed = None;
+        }
+        match this.link.lock().pop() {
+            Some(message) => Poll::Ready(Some(message)),
+            None if this.feed.is_none() => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Between the feed and the body: the messages, and whether the feed has to be polled.
+struct Link<M> {
+    state: Mutex<LinkState<M>>,
+}
+
+struct LinkState<M> {
+    queue: VecDeque<Result<M, Status>>,
+    /// Something the feed waits for happened (or it never ran): poll it.
+    woken: bool,
+    /// The feed waits for room in the queue.
+    full: bool,
+    /// The body's task.
+    body: Option<Waker>,
+}
+
+impl<M> LinkState<M> {
+    fn pop(&mut self) -> Option<Result<M, Status>> {
+        let message = self.queue.pop_front()?;
+        if std::mem::take(&mut self.full) {
+            self.woken = true;
+        }
+        Some(message)
+    }
+}
+
+impl<M> Link<M> {
+    fn new() -> Self {
+        Link {
+            state: Mutex::new(LinkState {
+                queue: VecDeque::new(),
+                woken: true,
+                full: false,
+                body: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LinkState<M>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `message` for the body; waits while the queue is full.
+    async fn put(&self, message: Result<M, Status>) {
+        let mut message = Some(message);
+        poll_fn(|_| {
+            let mut st = self.lock();
+            if st.queue.len() < BUFFER {
+                st.queue.extend(message.take());
+                Poll::Ready(())
+            } else {
+                // The body wakes the feed when it takes one (`pop`).
+                st.full = true;
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+impl<M: Send + 'static> Wake for Link<M> {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let body = {
+            let mut st = self.lock();
+            st.woken = true;
+            st.body.clone()
+        };
+        if let Some(body) = body {
+            body.wake();
+        }
+    }
+}
 
 /// Per-stream settings; `None` takes the [`BrowserOptions`](super::BrowserOptions)' value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -136,7 +274,7 @@ impl Drop for StreamGuard {
     }
 }
 
-/// Starts the stream task: `welcome` first, then everything from `welcome.next_sequence`.
+/// The stream: `welcome` first, then everything from `welcome.next_sequence`.
 pub(super) fn spawn<M, L>(
     log: Arc<L>,
     guard: StreamGuard,
@@ -153,7 +291,7 @@ where
     // Only a go-away from now on ends this stream, not one from before it began.
     go_away_all.borrow_and_update();
     let shutdown = guard.inner.shutdown.subscribe();
-    let (tx, rx) = mpsc::channel(BUFFER);
+    let link = Arc::new(Link::new());
     let age =
         max_stream_age.map(|d| Instant::now() + jittered(d, CONNECTION_JITTER, fastrand::f64()));
     let feed = Feed {
@@ -164,14 +302,17 @@ where
         heartbeat_interval,
         shutdown,
         go_away_all,
-        tx,
+        out: link.clone(),
         last_sent_at: Instant::now(),
         age_deadline: age,
         guard,
         message: PhantomData,
     };
-    tokio::spawn(feed.run(welcome));
-    ReceiverStream::new(rx)
+    ResumableStream {
+        feed_waker: Waker::from(link.clone()),
+        link,
+        feed: Some(Box::pin(feed.run(welcome))),
+    }
 }
 
 struct Feed<M: ResumableMessage, L: ?Sized> {
@@ -180,7 +321,7 @@ struct Feed<M: ResumableMessage, L: ?Sized> {
     heartbeat_interval: Duration,
     shutdown: watch::Receiver<bool>,
     go_away_all: watch::Receiver<GoAwayAll>,
-    tx: mpsc::Sender<Result<M, Status>>,
+    out: Arc<Link<M>>,
     /// The next sequence to cover.
     next: u64,
     /// The log's id when the stream began: another one means the log was reset.
@@ -191,7 +332,7 @@ struct Feed<M: ResumableMessage, L: ?Sized> {
     message: PhantomData<fn() -> M>,
 }
 
-/// The stream cannot go on (the client left, or the log failed).
+/// The stream cannot go on (the log failed, or it was superseded).
 struct Ended;
 
 /// Why the server ends a stream on purpose.
@@ -227,11 +368,7 @@ where
         // so a wake for one event registers one waiter (the log's head) instead of four,
         // and arms no timer. The heartbeat timer is not moved on each send: when it fires
         // early (something was sent since it was set) it is only re-armed for the real
-        // deadline.
-        let closed = {
-            let tx = self.tx.clone();
-            async move { tx.closed().await }
-        };
+        // deadline. The client leaving needs no branch: the body drops the feed.
         let mut shutdown = self.shutdown.clone();
         let stop = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
@@ -245,13 +382,12 @@ where
         let age = sleep_until(self.age_deadline);
         let beat = tokio::time::sleep_until(self.last_sent_at + self.heartbeat_interval);
         let mut renew = renew_timer(shared_generation.is_some());
-        tokio::pin!(closed, stop, all, age, beat);
+        tokio::pin!(stop, all, age, beat);
         loop {
             let seen = *head.borrow_and_update();
             self.catch_up(seen).await?;
             tokio::select! {
                 biased;
-                () = &mut closed => return Err(Ended),
                 () = self.guard.superseded_here() => return self.superseded().await,
                 _ = renew.tick(), if shared_generation.is_some() => {
                     if self.newer_elsewhere(shared_generation).await {
@@ -308,7 +444,7 @@ where
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, "event log read failed; ending the stream");
-                    let _ = self.tx.send(Err(Status::unavailable(e.to_string()))).await;
+                    self.out.put(Err(Status::unavailable(e.to_string()))).await;
                     return Err(Ended);
                 }
             };
@@ -409,17 +545,14 @@ where
     /// GoAway — the client is already on the newer one.
     async fn superseded(&mut self) -> Result<(), Ended> {
         BrowserStats::inc(&self.stats.streams_superseded);
-        let _ = self.tx.send(Err(Status::aborted(SUPERSEDED))).await;
+        self.out.put(Err(Status::aborted(SUPERSEDED))).await;
         Err(Ended)
     }
 
     /// Queues one message; every message counts as data sent for the session's heartbeat
     /// judgement and restarts the heartbeat interval.
     async fn send(&mut self, frame: Frame<M::Event>) -> Result<(), Ended> {
-        self.tx
-            .send(Ok(M::from_frame(frame)))
-            .await
-            .map_err(|_| Ended)?;
+        self.out.put(Ok(M::from_frame(frame))).await;
         self.last_sent_at = Instant::now();
         self.guard.session.data_sent();
         Ok(())
