@@ -91,6 +91,15 @@ impl FaultInjector {
         self.stall_end.store(end, Relaxed);
     }
 
+    /// When the stall in force now ends; `None` when not stalled. Reads the clock only
+    /// when a stall is set (this is asked before every read and write of every socket).
+    pub fn stalled_now(&self) -> Option<Instant> {
+        if self.stall_end.load(Relaxed) == 0 {
+            return None;
+        }
+        self.stalled_until(Instant::now())
+    }
+
     /// When the stall in force at `now` ends; `None` when not stalled.
     pub fn stalled_until(&self, now: Instant) -> Option<Instant> {
         let end = self.stall_end.load(Relaxed);

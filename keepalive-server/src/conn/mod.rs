@@ -401,13 +401,41 @@ where
     let mut stopping = false;
     // Whether the drain in progress was started by a fault injector (labelled `chaos`).
     let mut chaos_drain = false;
+    // What the task waits for besides its connection lives as long as the task: a wake
+    // (every read, every response written) re-polls registered waiters instead of
+    // registering new ones, and arms no timer. The timer is moved only to an earlier
+    // deadline; when it fires early (the keepalive deadline moved on with every read),
+    // `handle_timeout` finds nothing due and it is set for the new deadline.
+    let mut shutdown_rx = signals.shutdown.clone();
+    let shutdown = async move {
+        let _ = shutdown_rx.wait_for(|stop| *stop).await;
+    };
+    let (mut drop_rx, mut goaway_rx) = (signals.drop.take(), signals.goaway.take());
+    let dropped = async move { faults::changed(&mut drop_rx).await };
+    let chaos_goaway = async move { faults::changed(&mut goaway_rx).await };
+    let mut goaway_seen = false;
+    let timer = tokio::time::sleep(Duration::ZERO);
+    let mut armed: Option<keepalive::Instant> = None;
+    let notified = shared.notify.notified();
+    tokio::pin!(shutdown, dropped, chaos_goaway, timer, notified);
     loop {
         let (deadline, unsent) = {
             let st = shared.lock();
             (st.core.poll_timeout(), st.out.pending() > 0)
         };
-        let stalled = stalled_until(signals.faults.as_deref());
+        if let Some(d) = deadline
+            && armed.is_none_or(|a| d < a)
+        {
+            timer.as_mut().reset(clock.to_tokio(d));
+            armed = Some(d);
+        }
+        let stalled = if unsent {
+            stalled_until(signals.faults.as_deref())
+        } else {
+            None
+        };
         tokio::select! {
+            biased;
             res = conn.as_mut() => {
                 return Ending::Finished(match res {
                     Ok(()) => "done",
@@ -419,10 +447,11 @@ where
                     }
                 });
             }
-            _ = sleep_until(deadline.map(|d| clock.to_tokio(d))) => {
+            () = &mut timer, if armed.is_some() => {
+                armed = None;
                 shared.lock().core.handle_timeout(clock.now());
             }
-            _ = shared.notify.notified() => {}
+            () = &mut notified => notified.set(shared.notify.notified()),
             _ = writable(sock), if unsent && stalled.is_none() => {
                 if let Some(sock) = sock {
                     let _ = shared.lock().out.send(sock);
@@ -430,12 +459,15 @@ where
             }
             // Our own frames wait out a stall; wake when it ends to send them.
             _ = sleep_until(stalled), if unsent => {}
-            _ = signals.shutdown.wait_for(|stop| *stop), if !stopping => {
+            () = &mut shutdown, if !stopping => {
                 stopping = true;
                 shared.lock().core.drain(clock.now(), DrainReason::Shutdown, Some(grace));
             }
-            () = faults::changed(&mut signals.drop) => return Ending::ChaosDrop,
-            () = faults::changed(&mut signals.goaway) => {
+            () = &mut dropped => return Ending::ChaosDrop,
+            // One chaos GOAWAY is enough: the connection drains, and a later one would
+            // find it draining.
+            () = &mut chaos_goaway, if !goaway_seen => {
+                goaway_seen = true;
                 let mut st = shared.lock();
                 if st.core.draining().is_none() && st.core.closed().is_none() {
                     chaos_drain = true;
@@ -491,7 +523,7 @@ where
 
 /// When the stall in force now ends, if the server injects faults and one is.
 fn stalled_until(faults: Option<&FaultInjector>) -> Option<tokio::time::Instant> {
-    faults.and_then(|f| f.stalled_until(tokio::time::Instant::now()))
+    faults.and_then(FaultInjector::stalled_now)
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

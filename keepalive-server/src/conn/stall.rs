@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 /// One direction's check against the stall window.
 #[derive(Debug)]
@@ -38,11 +38,7 @@ impl StallGate {
 
     /// `Ready` when I/O may go on; `Pending` (woken at the window's end) during a stall.
     pub fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(end) = self
-            .faults
-            .as_ref()
-            .and_then(|f| f.stalled_until(Instant::now()))
-        else {
+        let Some(end) = self.faults.as_ref().and_then(|f| f.stalled_now()) else {
             self.timer = None;
             return Poll::Ready(());
         };
@@ -100,6 +96,22 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallIo<T> {
         Pin::new(&mut this.inner).poll_write(cx, data)
     }
 
+    // Vectored writes pass through, so hyper writes a response's head and body with one
+    // `writev` instead of first copying both into one buffer.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.write.poll_open(cx));
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.write.poll_open(cx));
@@ -118,6 +130,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::time::Instant;
 
     #[tokio::test]
     async fn a_stalled_socket_holds_bytes_until_the_window_ends() {
