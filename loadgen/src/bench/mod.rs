@@ -1,6 +1,8 @@
 //! The bench (`bench` binary, run by `cargo xtask bench`): measures capacity, overhead,
 //! detection, recovery, fan-out and sizes on this machine, prints markdown tables and
-//! writes `bench.md` and `bench.json` into its output directory (`target/bench`).
+//! writes `bench.md` and `bench.json` into its output directory (`target/bench`). A
+//! `bench.json` already there is the previous run's: read first, its figures shown next
+//! to this run's under each table (see [`compare`]), and kept as `bench.prev.json`.
 //!
 //! It runs each scenario with fresh processes of the release `server`, `loadgen` and
 //! `bench-server` (built by `cargo xtask bench`, named by `--server`, `--loadgen`,
@@ -42,11 +44,13 @@
 //! - [`machine`]: `/proc`: CPU time and RSS of a process, the machine's busy CPU time,
 //!   the load average, the machine's description; the open-file limit.
 //! - [`report`]: table cells, JSON objects in a fixed key order, `bench.md` and
-//!   `bench.json`.
+//!   `bench.json` (the previous one kept as `bench.prev.json`).
+//! - [`compare`]: the previous run's figures next to this run's, under each table.
 //! - `src/bin/bench.rs`: the command line.
 
 pub mod capacity;
 pub mod children;
+pub mod compare;
 pub mod detection;
 pub mod fanout;
 pub mod idle;
@@ -230,11 +234,13 @@ pub async fn run(opts: &Options) -> Result<()> {
     let load_before = machine::loadavg();
     println!("\n{machine}; load before: {load_before}\n");
 
+    // The previous run's figures, compared with this run's under each table.
+    let previous = report::previous(&opts.out);
     let mut sections = Vec::new();
     for name in scenarios {
         println!("== {name} ==");
         let t = Instant::now();
-        let section = match name {
+        let mut section = match name {
             "capacity" => capacity::run(&ctx, nofile).await,
             "idle" => idle::run(&ctx, nofile).await,
             "overhead" => overhead::run(&ctx).await,
@@ -244,6 +250,13 @@ pub async fn run(opts: &Options) -> Result<()> {
             "replicas" => replicas::run(&ctx).await,
             _ => sizes::run(&ctx).await,
         }?;
+        if let Some(before) = previous.as_ref().and_then(|p| p.get(name)) {
+            let now = compare::Json::parse(section.json.get())
+                .map_err(|e| format!("{name}: its own JSON: {e}"))?;
+            section
+                .table
+                .push_str(&compare::section(&compare::compare(before, &now)));
+        }
         println!("{}", section.table);
         println!("({name}: {:.0} s)\n", t.elapsed().as_secs_f64());
         sections.push((name, section));
@@ -261,6 +274,9 @@ pub async fn run(opts: &Options) -> Result<()> {
         }
     );
     let mut md = format!("# cargo xtask bench\n\n{header}\n");
+    if let Some(p) = &previous {
+        md.push_str(&report::previous_note(p, opts.quick));
+    }
     let mut json = Object::new()
         .with("machine", &machine)
         .with("load_before", &load_before)
