@@ -1,12 +1,14 @@
 //! The bench (`bench` binary, run by `cargo xtask bench`): measures capacity, overhead,
-//! detection, recovery, fan-out and sizes on this machine, prints markdown tables and
-//! writes `bench.md` and `bench.json` into its output directory (`target/bench`). A
-//! `bench.json` already there is the previous run's: read first, its figures shown next
-//! to this run's under each table (see [`compare`]), and kept as `bench.prev.json`.
+//! latency, detection, recovery, fan-out and sizes on this machine, prints markdown
+//! tables and writes `bench.md` and `bench.json` into its output directory
+//! (`target/bench`). A `bench.json` already there is the previous run's: read first, its
+//! figures shown next to this run's under each table (see [`compare`]), and kept as
+//! `bench.prev.json`.
 //!
 //! It runs each scenario with fresh processes of the release `server`, `loadgen` and
 //! `bench-server` (built by `cargo xtask bench`, named by `--server`, `--loadgen`,
-//! `--bench-server`) on 127.0.0.1 (nothing else is ever a target). Servers are
+//! `--bench-server`; the latency scenario also grpc-go's health server, `--grpc-go`, and
+//! Debian's h2load) on 127.0.0.1 (nothing else is ever a target). Servers are
 //! [`testkit::ServerProcess`]es on a port of their own choosing; load generator runs are
 //! children killed on drop; so every child is killed on the way out, also when the bench
 //! fails or is interrupted. Nothing timed is asserted: the figures are reported next to
@@ -22,6 +24,10 @@
 //!   `tonic::transport::Server` with the same service, over HTTP/2 and gRPC-web/HTTP/1.1,
 //!   rounds alternating between the two; requests/s ratio of medians; user-space
 //!   instructions per call under callgrind;
+//! - [`latency`]: h2load's unary Health/Check (50 connections × 10 streams) against our
+//!   server, the stock tonic server and grpc-go's, the server pinned to core 0 and h2load
+//!   to core 1, rounds alternating; requests/s and p50/p99/max; targets p99 ≤ grpc-go's
+//!   and requests/s ≥ 1.2× grpc-go's;
 //! - [`detection`]: chaos STALL with sessions connected; when each leaves READY;
 //! - [`recovery`]: the server killed and started again on the same port with the same
 //!   file-backed event log; READY again and the first resumed event, per session, and
@@ -36,8 +42,9 @@
 //!
 //! # Layout
 //! - `mod.rs`: the options, the scenarios run in order, the report put together.
-//! - [`capacity`], [`idle`], [`overhead`], [`detection`], [`recovery`], [`fanout`], [`replicas`],
-//!   [`sizes`]: one module per scenario, each returning its markdown table and its JSON.
+//! - [`capacity`], [`idle`], [`overhead`], [`latency`], [`detection`], [`recovery`],
+//!   [`fanout`], [`replicas`], [`sizes`]: one module per scenario, each returning its
+//!   markdown table and its JSON.
 //! - [`children`]: the servers ([`testkit::ServerProcess`], restarted on the same port)
 //!   and the load generator runs (its `READY`/`MEASURE`/`REPORT` lines, what the server
 //!   used in the window).
@@ -54,6 +61,7 @@ pub mod compare;
 pub mod detection;
 pub mod fanout;
 pub mod idle;
+pub mod latency;
 pub mod machine;
 pub mod overhead;
 pub mod recovery;
@@ -69,10 +77,11 @@ use std::time::Instant;
 pub type Result<T, E = String> = std::result::Result<T, E>;
 
 /// Every scenario, in order.
-pub const SCENARIOS: [&str; 8] = [
+pub const SCENARIOS: [&str; 9] = [
     "capacity",
     "idle",
     "overhead",
+    "latency",
     "detection",
     "recovery",
     "fanout",
@@ -87,7 +96,7 @@ pub const CHAOS_TOKEN: &str = "bench";
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
     name = "bench",
-    about = "Capacity, overhead, detection, recovery, fan-out and sizes on this machine \
+    about = "Capacity, overhead, latency, detection, recovery, fan-out and sizes on this machine \
              (loopback only); run by `cargo xtask bench`"
 )]
 pub struct Options {
@@ -95,7 +104,7 @@ pub struct Options {
     #[arg(long)]
     pub quick: bool,
     /// Only these scenarios, comma-separated (default: all): capacity, idle, overhead,
-    /// detection, recovery, fanout, replicas, sizes.
+    /// latency, detection, recovery, fanout, replicas, sizes.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// The release `server` (default: next to this binary).
@@ -107,6 +116,10 @@ pub struct Options {
     /// The release `bench-server` (default: next to this binary).
     #[arg(long)]
     pub bench_server: Option<PathBuf>,
+    /// grpc-go's health server, the latency scenario's reference (`cargo xtask bench`
+    /// builds it from `loadgen/grpc-go-health`).
+    #[arg(long)]
+    pub grpc_go: Option<PathBuf>,
     /// Where `bench.md`, `bench.json` and the logs go.
     #[arg(long)]
     pub out: PathBuf,
@@ -125,6 +138,8 @@ pub struct Bins {
     pub loadgen: PathBuf,
     /// The stock tonic server of the overhead comparison.
     pub bench_server: PathBuf,
+    /// grpc-go's health server (`--grpc-go`), for the latency scenario.
+    pub grpc_go: Option<PathBuf>,
 }
 
 /// A file whose size the sizes scenario reports.
@@ -204,6 +219,7 @@ impl Options {
             server: pick(&self.server, "server")?,
             loadgen: pick(&self.loadgen, "loadgen")?,
             bench_server: pick(&self.bench_server, "bench-server")?,
+            grpc_go: self.grpc_go.clone(),
         })
     }
 }
@@ -211,6 +227,13 @@ impl Options {
 /// Runs the selected scenarios in order and writes the report.
 pub async fn run(opts: &Options) -> Result<()> {
     let scenarios = opts.scenarios()?;
+    if scenarios.contains(&"latency") && opts.grpc_go.is_none() {
+        return Err(
+            "the latency scenario needs grpc-go's health server (`--grpc-go PATH`; \
+             `cargo xtask bench` builds and passes it)"
+                .into(),
+        );
+    }
     if scenarios.contains(&"sizes") && opts.artifact.is_empty() {
         return Err(
             "the sizes scenario needs the built files (`--artifact KEY PATH LABEL`; \
@@ -244,6 +267,7 @@ pub async fn run(opts: &Options) -> Result<()> {
             "capacity" => capacity::run(&ctx, nofile).await,
             "idle" => idle::run(&ctx, nofile).await,
             "overhead" => overhead::run(&ctx).await,
+            "latency" => latency::run(&ctx).await,
             "detection" => detection::run(&ctx).await,
             "recovery" => recovery::run(&ctx).await,
             "fanout" => fanout::run(&ctx).await,
