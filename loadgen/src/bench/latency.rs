@@ -8,6 +8,9 @@
 //! h2load's `--log-file` gives every request's duration: p50/p99/max are computed here
 //! over all rounds' requests, and the requests/s of each round from h2load's own count.
 //! Targets (issue 13): our p99 no worse than grpc-go's, our requests/s ≥ 1.2× grpc-go's.
+//! Each run's CPU is split into the server's, h2load's and everything else's on the two
+//! cores: a run where others took more than a fifth of a core (another build) is
+//! counted, and the table says so.
 //!
 //! h2load counts an HTTP 200 as a success whatever the `grpc-status`, so the answers are
 //! checked: once per server with `nghttp -v` (the trailers say `grpc-status: 0`, the
@@ -41,6 +44,8 @@ pub const RESPONSE_BYTES: u64 = 7;
 const SERVER_CPU: usize = 0;
 /// The core h2load runs on.
 const LOAD_CPU: usize = 1;
+/// Other processes' CPU (share of one core) past which a run is said to be contended.
+const CONTENDED: f64 = 0.2;
 
 /// One h2load run, from its summary and its log.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -57,6 +62,8 @@ pub struct H2load {
     pub rps: f64,
     /// Durations of the answered requests (status 200 in the log), ms.
     pub latencies_ms: Vec<f64>,
+    /// h2load's own CPU seconds (its last `/proc` reading before it ended).
+    pub cpu_s: f64,
 }
 
 impl H2load {
@@ -146,8 +153,19 @@ struct Candidate {
     latencies_ms: Vec<f64>,
     requests: u64,
     errors: u64,
-    server_core_busy: Vec<f64>,
-    load_core_busy: Vec<f64>,
+    cpu: Vec<Cpu>,
+}
+
+/// Where the two cores went during a run, as shares of one core over its wall time.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    /// The server process.
+    server: f64,
+    /// h2load.
+    h2load: f64,
+    /// Everything else on the two cores (another build, the bench itself): if it is not
+    /// near 0, the run competed for the cores.
+    others: f64,
 }
 
 /// A server's row in `bench.json`.
@@ -161,8 +179,9 @@ struct Row {
     round_p99_ms: Vec<f64>,
     requests: u64,
     errors: u64,
-    server_core_busy: f64,
-    h2load_core_busy: f64,
+    server_cpu: f64,
+    h2load_cpu: f64,
+    others_cpu: f64,
 }
 
 /// Runs the latency scenario.
@@ -223,8 +242,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
             latencies_ms: Vec::new(),
             requests: 0,
             errors: 0,
-            server_core_busy: Vec::new(),
-            load_core_busy: Vec::new(),
+            cpu: Vec::new(),
         });
     }
 
@@ -239,12 +257,19 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         for i in 0..candidates.len() {
             let c = &mut candidates[(i + round) % 3];
             let name = format!("latency-{}-{round}", c.key);
-            let (cpu0, cpu1) = (busy(SERVER_CPU), busy(LOAD_CPU));
+            let cores = busy(SERVER_CPU) + busy(LOAD_CPU);
+            let server_cpu = c.server.usage().cpu_s;
             let started = std::time::Instant::now();
             let mut run = h2load(ctx, &name, c.server.addr(), &body, secs).await?;
             let took = started.elapsed().as_secs_f64();
-            c.server_core_busy.push((busy(SERVER_CPU) - cpu0) / took);
-            c.load_core_busy.push((busy(LOAD_CPU) - cpu1) / took);
+            let server = (c.server.usage().cpu_s - server_cpu) / took;
+            let h2load = run.cpu_s / took;
+            let cores = (busy(SERVER_CPU) + busy(LOAD_CPU) - cores) / took;
+            c.cpu.push(Cpu {
+                server,
+                h2load,
+                others: (cores - server - h2load).max(0.0),
+            });
             let errors = run.errors();
             let s = summarize_ms(&mut run.latencies_ms.clone());
             println!(
@@ -271,27 +296,29 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         "### Latency: unary Health/Check under h2load ({CONNECTIONS} connections × {STREAMS} \
          streams, HTTP/2), server on core {SERVER_CPU}, h2load on core {LOAD_CPU}\n\n\
          | server | req/s (median of {rounds} × {secs} s) | p50 / p99 / max (ms, all rounds) \
-         | p99 per round (median, ms) | errors | server core busy | h2load core busy |\n\
-         |---|---|---|---|---|---|---|\n"
+         | p99 per round (median, ms) | errors | CPU: server / h2load / others (median) |\n\
+         |---|---|---|---|---|---|\n"
     );
     let mut rows = Vec::new();
     let mut summaries = Vec::new();
     for c in &mut candidates {
         let s = summarize_ms(&mut c.latencies_ms);
         let rps = median(&mut c.rps.clone());
-        let server_busy = median(&mut c.server_core_busy);
-        let load_busy = median(&mut c.load_core_busy);
+        let cpu = |f: fn(&Cpu) -> f64| median(&mut c.cpu.iter().map(f).collect::<Vec<_>>());
+        let (server_cpu, h2load_cpu, others_cpu) =
+            (cpu(|u| u.server), cpu(|u| u.h2load), cpu(|u| u.others));
         let _ = writeln!(
             md,
-            "| {} | {rps:.0} | {:.2} / {:.2} / {:.1} | {:.2} | {} | {:.0} % | {:.0} % |",
+            "| {} | {rps:.0} | {:.2} / {:.2} / {:.1} | {:.2} | {} | {:.0} % / {:.0} % / {:.0} % |",
             c.label,
             s.p50_ms,
             s.p99_ms,
             s.max_ms,
             median(&mut c.p99_ms.clone()),
             c.errors,
-            server_busy * 100.0,
-            load_busy * 100.0,
+            server_cpu * 100.0,
+            h2load_cpu * 100.0,
+            others_cpu * 100.0,
         );
         rows.push(Row {
             server: c.key,
@@ -302,10 +329,22 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
             round_p99_ms: c.p99_ms.clone(),
             requests: c.requests,
             errors: c.errors,
-            server_core_busy: fixed(server_busy, 3),
-            h2load_core_busy: fixed(load_busy, 3),
+            server_cpu: fixed(server_cpu, 3),
+            h2load_cpu: fixed(h2load_cpu, 3),
+            others_cpu: fixed(others_cpu, 3),
         });
         summaries.push((rps, s));
+    }
+    let runs: Vec<&Cpu> = candidates.iter().flat_map(|c| &c.cpu).collect();
+    let contended = runs.iter().filter(|u| u.others > CONTENDED).count();
+    if contended > 0 {
+        let _ = writeln!(
+            md,
+            "\n**{contended} of {} runs had more than {:.0} % of a core taken by other processes \
+             (the `others` CPU): the machine was not quiet, these figures are not clean.**",
+            runs.len(),
+            CONTENDED * 100.0
+        );
     }
     let (ours, stock, go) = (&summaries[0], &summaries[1], &summaries[2]);
     let targets = Targets::new(ours, go);
@@ -332,6 +371,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
         .with("rounds", rounds)
         .with("seconds", secs)
         .with("servers", &rows)
+        .with("contended_runs", contended)
         .with("ours_vs_grpc_go_rps_ratio", fixed(targets.rps_ratio, 4))
         .with("stock_vs_grpc_go_rps_ratio", fixed(stock.0 / go.0, 4))
         .with("p99_target_met", targets.p99_met)
@@ -408,18 +448,36 @@ fn url(addr: SocketAddr) -> String {
     format!("http://{addr}{PATH}")
 }
 
-/// Runs a child to its end within `timeout` (killed on drop, so also on a timeout);
-/// stdout and stderr, both written to `log`.
-async fn output(mut cmd: tokio::process::Command, log: &Path, timeout: Duration) -> Result<String> {
+/// Runs a child to its end within `timeout` (killed on drop, so also on a timeout):
+/// stdout and stderr, both written to `log`, and its CPU seconds (read from `/proc`
+/// every 50 ms while it runs: the last reading).
+async fn output(
+    mut cmd: tokio::process::Command,
+    log: &Path,
+    timeout: Duration,
+) -> Result<(String, f64)> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let shown = format!("{:?}", cmd.as_std());
-    let out = tokio::time::timeout(timeout, cmd.output())
-        .await
-        .map_err(|_| format!("{shown}: no end in {timeout:?}"))?
-        .map_err(|e| format!("{shown}: {e}"))?;
+    let child = cmd.spawn().map_err(|e| format!("{shown}: {e}"))?;
+    let pid = child.id();
+    let cpu_s = std::cell::Cell::new(0.0);
+    let sample = async {
+        loop {
+            if let Some(u) = pid.and_then(machine::usage) {
+                cpu_s.set(u.cpu_s);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let out = tokio::select! {
+        out = tokio::time::timeout(timeout, child.wait_with_output()) => out,
+        () = sample => unreachable!("the sampling loop does not end"),
+    }
+    .map_err(|_| format!("{shown}: no end in {timeout:?}"))?
+    .map_err(|e| format!("{shown}: {e}"))?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -429,7 +487,7 @@ async fn output(mut cmd: tokio::process::Command, log: &Path, timeout: Duration)
     if !out.status.success() {
         return Err(format!("{shown}: {} (log: {})", out.status, log.display()));
     }
-    Ok(text)
+    Ok((text, cpu_s.get()))
 }
 
 /// One Health/Check with `nghttp -v`: the answer must be 200, one 7-byte DATA frame and
@@ -442,7 +500,7 @@ async fn check_answer(ctx: &Ctx, key: &str, addr: SocketAddr, body: &Path) -> Re
         .arg(body)
         .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
         .arg(url(addr));
-    let text = output(cmd, &log, Duration::from_secs(10)).await?;
+    let (text, _) = output(cmd, &log, Duration::from_secs(10)).await?;
     check_nghttp(&text).map_err(|e| format!("{key}: {e} (log: {})", log.display()))
 }
 
@@ -479,7 +537,7 @@ async fn h2load(ctx: &Ctx, name: &str, addr: SocketAddr, body: &Path, secs: u64)
         .arg("--log-file")
         .arg(&log)
         .arg(url(addr));
-    let stdout = output(
+    let (stdout, cpu_s) = output(
         cmd,
         &ctx.out.join(format!("{name}.h2load.log")),
         Duration::from_secs(secs + 30),
@@ -488,7 +546,8 @@ async fn h2load(ctx: &Ctx, name: &str, addr: SocketAddr, body: &Path, secs: u64)
     let tsv = std::fs::read_to_string(&log)
         .map_err(|e| format!("{name}: cannot read {}: {e}", log.display()))?;
     let _ = std::fs::remove_file(&log);
-    parse(&stdout, &tsv).map_err(|e| format!("{name}: {e}"))
+    let run = parse(&stdout, &tsv).map_err(|e| format!("{name}: {e}"))?;
+    Ok(H2load { cpu_s, ..run })
 }
 
 #[cfg(test)]
