@@ -336,6 +336,8 @@ mod tests {
             "capacity,sizes",
             "--out",
             "target/bench",
+            "--grpc-go",
+            "target/grpc-go-health",
             "--artifact",
             "dashboard",
             "web/dist/web_bg.wasm",
@@ -347,6 +349,7 @@ mod tests {
         ])
         .expect("parses");
         assert!(opts.quick);
+        assert_eq!(opts.grpc_go, Some(PathBuf::from("target/grpc-go-health")));
         assert_eq!(opts.scenarios(), Ok(vec!["capacity", "sizes"]));
         let artifacts = opts.artifacts();
         assert_eq!(artifacts.len(), 2);
@@ -357,6 +360,7 @@ mod tests {
 
         let all = Options::try_parse_from(["bench", "--out", "x"]).expect("parses");
         assert_eq!(all.scenarios(), Ok(SCENARIOS.to_vec()));
+        assert_eq!(all.grpc_go, None);
         let typo =
             Options::try_parse_from(["bench", "--out", "x", "--only", "capacty"]).expect("parses");
         assert!(typo.scenarios().is_err());
