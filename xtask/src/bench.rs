@@ -2,8 +2,11 @@
 //! scenarios, their processes, the tables and `bench.json` — is loadgen's `bench` binary
 //! (`loadgen/src/bench/`); xtask only builds: the release `server`, `loadgen`,
 //! `bench-server` and `bench`, and, for the sizes scenario, the files whose sizes it
-//! reports (Trunk, wasm-bindgen, wasm-opt, esbuild: tools only xtask drives). The bench
-//! writes `target/bench/bench.md`, `bench.json` and every process's log.
+//! reports (Trunk, wasm-bindgen, wasm-opt, esbuild: tools only xtask drives). For the
+//! latency scenario it installs Debian's h2load and nghttp (`nghttp2-client`), Go and
+//! grpc-go (`golang-go`, `golang-google-grpc-dev`) and builds `loadgen/grpc-go-health`
+//! offline into `target/grpc-go-health`. The bench writes `target/bench/bench.md`,
+//! `bench.json` (the previous one kept as `bench.prev.json`) and every process's log.
 
 use crate::cmd::Cmd;
 use crate::error::{Error, Result, bail};
@@ -21,10 +24,11 @@ pub struct BenchOptions {
 
 /// Every scenario, in order (the bench checks them too; here a typo fails before the
 /// release build).
-pub const SCENARIOS: [&str; 8] = [
+pub const SCENARIOS: [&str; 9] = [
     "capacity",
     "idle",
     "overhead",
+    "latency",
     "detection",
     "recovery",
     "fanout",
@@ -39,11 +43,18 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<()> {
             bail!("unknown scenario `{s}` (one of {})", SCENARIOS.join(", "));
         }
     }
-    if opts.only.is_empty() || opts.only.iter().any(|s| s == "replicas") {
+    let runs = |name: &str| opts.only.is_empty() || opts.only.iter().any(|s| s == name);
+    if runs("replicas") {
         // Redis and nginx, from Debian, as `cargo xtask setup` installs them.
         crate::setup::servers()?;
     }
     let target = ws.target_dir();
+    let grpc_go = if runs("latency") {
+        apt_install(LATENCY_PACKAGES)?;
+        Some(build_grpc_go(ws, &target)?)
+    } else {
+        None
+    };
     ws.cargo()
         .args([
             "build",
@@ -66,18 +77,83 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<()> {
         .arg("--out")
         .arg(target.join("bench"))
         .dir(ws.root());
+    if let Some(grpc_go) = grpc_go {
+        bench = bench.arg("--grpc-go").arg(grpc_go);
+    }
     if opts.quick {
         bench = bench.arg("--quick");
     }
     if !opts.only.is_empty() {
         bench = bench.arg("--only").arg(opts.only.join(","));
     }
-    if opts.only.is_empty() || opts.only.iter().any(|s| s == "sizes") {
+    if runs("sizes") {
         for (key, path, label) in artifacts(ws)? {
             bench = bench.arg("--artifact").arg(key).arg(path).arg(label);
         }
     }
     bench.run()
+}
+
+/// What the latency scenario runs, from Debian: h2load and nghttp, Go and grpc-go 1.33's
+/// sources (built offline, GOPATH mode).
+const LATENCY_PACKAGES: &[&str] = &["nghttp2-client", "golang-go", "golang-google-grpc-dev"];
+
+/// Where Debian's Go packages keep their sources (a GOPATH).
+const DEBIAN_GOPATH: &str = "/usr/share/gocode";
+
+/// `apt-get install -y` of the `packages` that dpkg does not list as installed (after
+/// `apt-get update`; with `sudo` when not root), as `cargo xtask setup` installs Redis.
+fn apt_install(packages: &[&str]) -> Result<()> {
+    let installed = |p: &&str| {
+        Cmd::new("dpkg-query")
+            .args(["-W", "-f=${Status}", p])
+            .probe()
+            .is_some_and(|s| s.trim() == "install ok installed")
+    };
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        println!("[bench] {}: ok (already installed)", packages.join(" "));
+        return Ok(());
+    }
+    println!("[bench] installing {}", missing.join(" "));
+    let root = Cmd::new("id")
+        .arg("-u")
+        .probe()
+        .is_some_and(|id| id.trim() == "0");
+    let apt = || {
+        if root {
+            Cmd::new("apt-get")
+        } else {
+            Cmd::new("sudo").arg("apt-get")
+        }
+        .env("DEBIAN_FRONTEND", "noninteractive")
+    };
+    apt().arg("update").run()?;
+    apt().args(["install", "-y"]).args(&missing).run()?;
+    if let Some(p) = missing.iter().find(|p| !installed(p)) {
+        bail!("`apt-get install {p}` finished but dpkg does not list it as installed");
+    }
+    Ok(())
+}
+
+/// `go build` of `loadgen/grpc-go-health` into `target/grpc-go-health`, offline: GOPATH
+/// mode over Debian's sources, no module proxy, the build cache inside `target`.
+fn build_grpc_go(ws: &Workspace, target: &Path) -> Result<PathBuf> {
+    let out = target.join("grpc-go-health");
+    Cmd::new("go")
+        .arg("build")
+        .arg("-o")
+        .arg(&out)
+        .arg("./loadgen/grpc-go-health")
+        .env("GO111MODULE", "off")
+        .env("GOPATH", DEBIAN_GOPATH)
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "")
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", target.join("go-cache"))
+        .dir(ws.root())
+        .run()?;
+    Ok(out)
 }
 
 /// The files of the sizes scenario, built: the client library as its users get it (a

@@ -48,8 +48,19 @@ pub fn machine_busy_s() -> Option<f64> {
     parse_busy(&stat, clock_ticks())
 }
 
+/// CPU seconds core `cpu` spent busy since boot (its `cpuN` line of `/proc/stat`).
+pub fn cpu_busy_s(cpu: usize) -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_cpu_busy(&stat, &format!("cpu{cpu} "), clock_ticks())
+}
+
 fn parse_busy(stat: &str, ticks_per_s: f64) -> Option<f64> {
-    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    parse_cpu_busy(stat, "cpu ", ticks_per_s)
+}
+
+/// The busy seconds of the `/proc/stat` line starting with `prefix` (`cpu ` for all).
+fn parse_cpu_busy(stat: &str, prefix: &str, ticks_per_s: f64) -> Option<f64> {
+    let line = stat.lines().find_map(|l| l.strip_prefix(prefix))?;
     let v: Vec<f64> = line
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
@@ -136,6 +147,10 @@ mod tests {
         assert_eq!(parse_usage("garbage", status, 100.0), None);
         let busy = parse_busy("cpu  100 0 50 1000 30 0 10 0 0 0\ncpu0 1 2 3\n", 100.0);
         assert_eq!(busy, Some(1.6));
+        let stat = "cpu  100 0 50 1000 30 0 10 0 0 0\ncpu0 10 0 5 100 0 0 0 0 0 0\n\
+                    cpu1 90 0 45 900 30 0 10 0 0 0\n";
+        assert_eq!(parse_cpu_busy(stat, "cpu1 ", 100.0), Some(1.45));
+        assert_eq!(parse_cpu_busy(stat, "cpu2 ", 100.0), None);
         // Our own process is there.
         let me = usage(std::process::id()).expect("own /proc entry");
         assert!(me.rss_kib > 0);

@@ -1,10 +1,14 @@
 //! The bench (`bench` binary, run by `cargo xtask bench`): measures capacity, overhead,
-//! detection, recovery, fan-out and sizes on this machine, prints markdown tables and
-//! writes `bench.md` and `bench.json` into its output directory (`target/bench`).
+//! latency, detection, recovery, fan-out and sizes on this machine, prints markdown
+//! tables and writes `bench.md` and `bench.json` into its output directory
+//! (`target/bench`). A `bench.json` already there is the previous run's: read first, its
+//! figures shown next to this run's under each table (see [`compare`]), and kept as
+//! `bench.prev.json`.
 //!
 //! It runs each scenario with fresh processes of the release `server`, `loadgen` and
 //! `bench-server` (built by `cargo xtask bench`, named by `--server`, `--loadgen`,
-//! `--bench-server`) on 127.0.0.1 (nothing else is ever a target). Servers are
+//! `--bench-server`; the latency scenario also grpc-go's health server, `--grpc-go`, and
+//! Debian's h2load) on 127.0.0.1 (nothing else is ever a target). Servers are
 //! [`testkit::ServerProcess`]es on a port of their own choosing; load generator runs are
 //! children killed on drop; so every child is killed on the way out, also when the bench
 //! fails or is interrupted. Nothing timed is asserted: the figures are reported next to
@@ -20,6 +24,10 @@
 //!   `tonic::transport::Server` with the same service, over HTTP/2 and gRPC-web/HTTP/1.1,
 //!   rounds alternating between the two; requests/s ratio of medians; user-space
 //!   instructions per call under callgrind;
+//! - [`latency`]: h2load's unary Health/Check (50 connections × 10 streams) against our
+//!   server, the stock tonic server and grpc-go's, the server pinned to core 0 and h2load
+//!   to core 1, rounds alternating; requests/s and p50/p99/max; targets p99 ≤ grpc-go's
+//!   and requests/s ≥ 1.2× grpc-go's;
 //! - [`detection`]: chaos STALL with sessions connected; when each leaves READY;
 //! - [`recovery`]: the server killed and started again on the same port with the same
 //!   file-backed event log; READY again and the first resumed event, per session, and
@@ -34,22 +42,26 @@
 //!
 //! # Layout
 //! - `mod.rs`: the options, the scenarios run in order, the report put together.
-//! - [`capacity`], [`idle`], [`overhead`], [`detection`], [`recovery`], [`fanout`], [`replicas`],
-//!   [`sizes`]: one module per scenario, each returning its markdown table and its JSON.
+//! - [`capacity`], [`idle`], [`overhead`], [`latency`], [`detection`], [`recovery`],
+//!   [`fanout`], [`replicas`], [`sizes`]: one module per scenario, each returning its
+//!   markdown table and its JSON.
 //! - [`children`]: the servers ([`testkit::ServerProcess`], restarted on the same port)
 //!   and the load generator runs (its `READY`/`MEASURE`/`REPORT` lines, what the server
 //!   used in the window).
 //! - [`machine`]: `/proc`: CPU time and RSS of a process, the machine's busy CPU time,
 //!   the load average, the machine's description; the open-file limit.
 //! - [`report`]: table cells, JSON objects in a fixed key order, `bench.md` and
-//!   `bench.json`.
+//!   `bench.json` (the previous one kept as `bench.prev.json`).
+//! - [`compare`]: the previous run's figures next to this run's, under each table.
 //! - `src/bin/bench.rs`: the command line.
 
 pub mod capacity;
 pub mod children;
+pub mod compare;
 pub mod detection;
 pub mod fanout;
 pub mod idle;
+pub mod latency;
 pub mod machine;
 pub mod overhead;
 pub mod recovery;
@@ -65,10 +77,11 @@ use std::time::Instant;
 pub type Result<T, E = String> = std::result::Result<T, E>;
 
 /// Every scenario, in order.
-pub const SCENARIOS: [&str; 8] = [
+pub const SCENARIOS: [&str; 9] = [
     "capacity",
     "idle",
     "overhead",
+    "latency",
     "detection",
     "recovery",
     "fanout",
@@ -83,7 +96,7 @@ pub const CHAOS_TOKEN: &str = "bench";
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
     name = "bench",
-    about = "Capacity, overhead, detection, recovery, fan-out and sizes on this machine \
+    about = "Capacity, overhead, latency, detection, recovery, fan-out and sizes on this machine \
              (loopback only); run by `cargo xtask bench`"
 )]
 pub struct Options {
@@ -91,7 +104,7 @@ pub struct Options {
     #[arg(long)]
     pub quick: bool,
     /// Only these scenarios, comma-separated (default: all): capacity, idle, overhead,
-    /// detection, recovery, fanout, replicas, sizes.
+    /// latency, detection, recovery, fanout, replicas, sizes.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// The release `server` (default: next to this binary).
@@ -103,6 +116,10 @@ pub struct Options {
     /// The release `bench-server` (default: next to this binary).
     #[arg(long)]
     pub bench_server: Option<PathBuf>,
+    /// grpc-go's health server, the latency scenario's reference (`cargo xtask bench`
+    /// builds it from `loadgen/grpc-go-health`).
+    #[arg(long)]
+    pub grpc_go: Option<PathBuf>,
     /// Where `bench.md`, `bench.json` and the logs go.
     #[arg(long)]
     pub out: PathBuf,
@@ -121,6 +138,8 @@ pub struct Bins {
     pub loadgen: PathBuf,
     /// The stock tonic server of the overhead comparison.
     pub bench_server: PathBuf,
+    /// grpc-go's health server (`--grpc-go`), for the latency scenario.
+    pub grpc_go: Option<PathBuf>,
 }
 
 /// A file whose size the sizes scenario reports.
@@ -200,6 +219,7 @@ impl Options {
             server: pick(&self.server, "server")?,
             loadgen: pick(&self.loadgen, "loadgen")?,
             bench_server: pick(&self.bench_server, "bench-server")?,
+            grpc_go: self.grpc_go.clone(),
         })
     }
 }
@@ -207,6 +227,13 @@ impl Options {
 /// Runs the selected scenarios in order and writes the report.
 pub async fn run(opts: &Options) -> Result<()> {
     let scenarios = opts.scenarios()?;
+    if scenarios.contains(&"latency") && opts.grpc_go.is_none() {
+        return Err(
+            "the latency scenario needs grpc-go's health server (`--grpc-go PATH`; \
+             `cargo xtask bench` builds and passes it)"
+                .into(),
+        );
+    }
     if scenarios.contains(&"sizes") && opts.artifact.is_empty() {
         return Err(
             "the sizes scenario needs the built files (`--artifact KEY PATH LABEL`; \
@@ -230,20 +257,30 @@ pub async fn run(opts: &Options) -> Result<()> {
     let load_before = machine::loadavg();
     println!("\n{machine}; load before: {load_before}\n");
 
+    // The previous run's figures, compared with this run's under each table.
+    let previous = report::previous(&opts.out);
     let mut sections = Vec::new();
     for name in scenarios {
         println!("== {name} ==");
         let t = Instant::now();
-        let section = match name {
+        let mut section = match name {
             "capacity" => capacity::run(&ctx, nofile).await,
             "idle" => idle::run(&ctx, nofile).await,
             "overhead" => overhead::run(&ctx).await,
+            "latency" => latency::run(&ctx).await,
             "detection" => detection::run(&ctx).await,
             "recovery" => recovery::run(&ctx).await,
             "fanout" => fanout::run(&ctx).await,
             "replicas" => replicas::run(&ctx).await,
             _ => sizes::run(&ctx).await,
         }?;
+        if let Some(before) = previous.as_ref().and_then(|p| p.get(name)) {
+            let now = compare::Json::parse(section.json.get())
+                .map_err(|e| format!("{name}: its own JSON: {e}"))?;
+            section
+                .table
+                .push_str(&compare::section(&compare::compare(before, &now)));
+        }
         println!("{}", section.table);
         println!("({name}: {:.0} s)\n", t.elapsed().as_secs_f64());
         sections.push((name, section));
@@ -261,6 +298,9 @@ pub async fn run(opts: &Options) -> Result<()> {
         }
     );
     let mut md = format!("# cargo xtask bench\n\n{header}\n");
+    if let Some(p) = &previous {
+        md.push_str(&report::previous_note(p, opts.quick));
+    }
     let mut json = Object::new()
         .with("machine", &machine)
         .with("load_before", &load_before)
@@ -296,6 +336,8 @@ mod tests {
             "capacity,sizes",
             "--out",
             "target/bench",
+            "--grpc-go",
+            "target/grpc-go-health",
             "--artifact",
             "dashboard",
             "web/dist/web_bg.wasm",
@@ -307,6 +349,7 @@ mod tests {
         ])
         .expect("parses");
         assert!(opts.quick);
+        assert_eq!(opts.grpc_go, Some(PathBuf::from("target/grpc-go-health")));
         assert_eq!(opts.scenarios(), Ok(vec!["capacity", "sizes"]));
         let artifacts = opts.artifacts();
         assert_eq!(artifacts.len(), 2);
@@ -317,6 +360,7 @@ mod tests {
 
         let all = Options::try_parse_from(["bench", "--out", "x"]).expect("parses");
         assert_eq!(all.scenarios(), Ok(SCENARIOS.to_vec()));
+        assert_eq!(all.grpc_go, None);
         let typo =
             Options::try_parse_from(["bench", "--out", "x", "--only", "capacty"]).expect("parses");
         assert!(typo.scenarios().is_err());

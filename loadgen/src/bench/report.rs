@@ -1,8 +1,10 @@
 //! The report: table cells as every scenario writes them, JSON objects whose keys keep
 //! the order they were added in (so `bench.json` reads like the tables; serde_json's own
-//! map sorts them), and the two files.
+//! map sorts them), and the two files; the previous run's `bench.json`, read before the
+//! run and kept as `bench.prev.json` (see [`super::compare`]).
 
 use super::Result;
+use super::compare::{self, Json};
 use crate::histogram::Summary;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -88,12 +90,65 @@ pub fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Writes `bench.md` and `bench.json` into `out`; returns their paths.
+/// The previous run's `bench.json` in `out`, if there is one (one that cannot be read is
+/// said and skipped).
+pub fn previous(out: &Path) -> Option<Json> {
+    let path = out.join("bench.json");
+    let text = std::fs::read_to_string(&path).ok()?;
+    match Json::parse(&text) {
+        Ok(json) => Some(json),
+        Err(e) => {
+            println!("  (previous {} not compared: {e})", shown(&path));
+            None
+        }
+    }
+}
+
+/// The line under the header that says what the previous run was.
+pub fn previous_note(previous: &Json, quick: bool) -> String {
+    let text = |key: &str| match previous.get(key) {
+        Some(Json::String(s)) => s.clone(),
+        Some(Json::Number(x)) => compare::num(*x),
+        _ => "?".into(),
+    };
+    let was_quick = matches!(previous.get("quick"), Some(Json::Bool(true)));
+    let mut note = format!(
+        "Compared with the previous run (`bench.prev.json`: load average before {}, took {} s{}): \
+         under each table, the figures that moved more than ±{:.0} % (regressions in bold) \
+         and every figure.\n",
+        text("load_before"),
+        text("seconds"),
+        if was_quick { ", --quick" } else { "" },
+        compare::THRESHOLD * 100.0
+    );
+    if was_quick != quick {
+        note.push_str(&format!(
+            "**The previous run was {} and this one is {}: the figures are not comparable.**\n",
+            if was_quick { "--quick" } else { "a full run" },
+            if quick { "--quick" } else { "a full run" }
+        ));
+    }
+    note.push('\n');
+    note
+}
+
+/// Writes `bench.md` and `bench.json` into `out` (a `bench.json` already there becomes
+/// `bench.prev.json`); returns their paths.
 pub fn write(out: &Path, md: &str, json: &Object) -> Result<(PathBuf, PathBuf)> {
     let md_path = out.join("bench.md");
     let json_path = out.join("bench.json");
     let mut text = serde_json::to_string(json).map_err(|e| format!("bench.json: {e}"))?;
     text.push('\n');
+    if json_path.is_file() {
+        let prev = out.join("bench.prev.json");
+        std::fs::rename(&json_path, &prev).map_err(|e| {
+            format!(
+                "cannot rename {} to {}: {e}",
+                json_path.display(),
+                prev.display()
+            )
+        })?;
+    }
     for (path, text) in [(&md_path, md), (&json_path, text.as_str())] {
         std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
@@ -138,6 +193,29 @@ mod tests {
             serde_json::to_string(&json).expect("serializes"),
             r#"{"z":{"zeta":1,"alpha":0.123},"nan":null,"inner":{"b":1,"a":"x\"y"},"list":[1.5,2.0]}"#
         );
+    }
+
+    #[test]
+    fn the_previous_run_is_read_and_kept() {
+        let dir = std::env::temp_dir().join(format!("bench-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        assert_eq!(previous(&dir), None);
+        let first = Object::new().with("quick", true).with("seconds", 2.5);
+        write(&dir, "# one\n", &first).expect("writes");
+        let prev = previous(&dir).expect("the first run's bench.json");
+        assert_eq!(prev.get("seconds"), Some(&Json::Number(2.5)));
+        assert!(previous_note(&prev, true).contains("took 2.50 s, --quick)"));
+        assert!(previous_note(&prev, false).contains("not comparable"));
+        assert!(!previous_note(&prev, true).contains("not comparable"));
+        write(&dir, "# two\n", &Object::new().with("quick", false)).expect("writes");
+        let kept = std::fs::read_to_string(dir.join("bench.prev.json")).expect("kept");
+        assert_eq!(kept, "{\"quick\":true,\"seconds\":2.5}\n");
+        let now = std::fs::read_to_string(dir.join("bench.json")).expect("written");
+        assert_eq!(now, "{\"quick\":false}\n");
+        std::fs::write(dir.join("bench.json"), "{not json").expect("writes");
+        assert_eq!(previous(&dir), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `bench-server`: the same services (the demo's feed and the library's session service)
 //! behind a stock `tonic::transport::Server` (HTTP/1.1 accepted, tonic-web's layer), with
-//! none of the library's connection manager or frame observer. The overhead scenario of
-//! the bench (`cargo xtask bench`) calls both servers with the same client and compares requests/s.
+//! none of the library's connection manager or frame observer, and tonic-health's stock
+//! `grpc.health.v1.Health` (SERVING for ""). The overhead scenario of the bench (`cargo
+//! xtask bench`) calls both servers with the same client and compares requests/s; the
+//! latency scenario calls Health/Check on both (and on grpc-go) with h2load.
 //!
 //! ```sh
 //! bench-server --listen 127.0.0.1:9090 [--max-ping-strikes 0]
@@ -78,11 +80,14 @@ async fn serve(listen: SocketAddr, policy: EnforcementPolicy) -> ExitCode {
         Ok(addr) => eprintln!("listening on {addr}"),
         Err(e) => eprintln!("warning: bound {listen}, but cannot read the address: {e}"),
     }
+    // tonic-health's reporter says SERVING for "" (the whole server) from the start.
+    let (_health_reporter, health) = tonic_health::server::health_reporter();
     let result = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
         .add_service(demo.browser.service())
         .add_service(feed)
+        .add_service(health)
         .serve_with_incoming_shutdown(incoming, keepalive_server::shutdown_signal())
         .await;
     demo.browser.shutdown();
