@@ -122,6 +122,17 @@ impl Incoming {
         n
     }
 
+    /// Frees the read buffer if it holds nothing (the next read allocates one again):
+    /// a connection waiting for its client should not keep [`READ_CHUNK`]-sized memory
+    /// (with thousands of idle connections, that was the largest part of each).
+    ///
+    /// [`READ_CHUNK`]: super::io
+    pub fn release_if_empty(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// Whether there are bytes for h2.
     pub fn has_ready(&self) -> bool {
         self.ready > 0

@@ -74,7 +74,14 @@ impl<S: Socket> AsyncRead for ObservedIo<S> {
             if this.incoming.eof() {
                 return Poll::Ready(Ok(()));
             }
-            ready!(this.sock.poll_read_ready(cx))?;
+            match this.sock.poll_read_ready(cx) {
+                Poll::Ready(r) => r?,
+                Poll::Pending => {
+                    // Waiting for the client: an idle connection holds no read buffer.
+                    this.incoming.release_if_empty();
+                    return Poll::Pending;
+                }
+            }
             match this.sock.try_read_buf(this.incoming.read_buf(READ_CHUNK)) {
                 Ok(0) => this.incoming.set_eof(),
                 Ok(_) => {

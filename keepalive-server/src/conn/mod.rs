@@ -112,7 +112,7 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
     };
     let first_bytes_timeout = ctx.settings.first_bytes_timeout;
     let transport = tokio::select! {
-        p = tokio::time::timeout(first_bytes_timeout, open(sock, ctx.tls.clone())) => match p {
+        p = tokio::time::timeout(first_bytes_timeout, Box::pin(open(sock, ctx.tls.clone()))) => match p {
             Ok(Ok(Some(transport))) => transport,
             Ok(Ok(None)) => return,
             Ok(Err(e)) => {
@@ -158,15 +158,34 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
     ));
     let service = CountedService::new(ctx.routes.clone(), shared.clone());
 
+    // Each kind of connection is served by a future of its own size, on the heap: inline
+    // in this task, every connection would pay for the largest kind (HTTP/1.1 over TLS,
+    // with rustls' state) — an idle connection's memory is mostly its task.
     let ending = match transport {
         Transport::H2(sock, consumed) => {
-            serve_h2(Arc::new(sock), &consumed, shared, service, &ctx, signals).await
+            Box::pin(serve_h2(
+                Arc::new(sock),
+                &consumed,
+                shared,
+                service,
+                &ctx,
+                signals,
+            ))
+            .await
         }
         Transport::H2Tls(sock) => {
-            serve_h2(Arc::new(sock), &[], shared, service, &ctx, signals).await
+            Box::pin(serve_h2(
+                Arc::new(sock),
+                &[],
+                shared,
+                service,
+                &ctx,
+                signals,
+            ))
+            .await
         }
-        Transport::H1(sock) => serve_h1(sock, &shared, service, &ctx, signals).await,
-        Transport::H1Tls(tls) => serve_h1(*tls, &shared, service, &ctx, signals).await,
+        Transport::H1(sock) => Box::pin(serve_h1(sock, &shared, service, &ctx, signals)).await,
+        Transport::H1Tls(tls) => Box::pin(serve_h1(*tls, &shared, service, &ctx, signals)).await,
     };
     Stats::dec(open);
     match ending {
