@@ -56,7 +56,8 @@
 //!   on a Redis stream with an epoch, and the sessions' stream presence and fencing.
 //! - [`stats`]: the transport counters; [`metrics`]: counters as Prometheus families.
 //! - [`faults`]: the optional fault injector (demos, tests).
-//! - [`fdlimit`]: raising the open-file limit; [`clock`]: tokio time ↔ core time.
+//! - [`fdlimit`]: raising the open-file limit; [`clock`]: tokio time ↔ core time;
+//!   [`runtime`]: a tokio runtime tuned for many requests in flight on few cores.
 
 #![warn(missing_docs)]
 
@@ -76,6 +77,7 @@ pub mod metrics;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod routes;
+pub mod runtime;
 pub mod serve;
 pub mod settings;
 pub mod stats;

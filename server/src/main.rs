@@ -21,10 +21,7 @@ fn main() -> ExitCode {
         Err(CliOutcome::Error(e)) => return fail(&e),
     };
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match keepalive_server::runtime::builder().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };

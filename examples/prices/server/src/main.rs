@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         .with_ansi(false)
         .with_target(false)
         .init();
-    let Ok(runtime) = tokio::runtime::Runtime::new() else {
+    let Ok(runtime) = keepalive_server::runtime::builder().build() else {
         return fail(&"cannot start the runtime");
     };
     let code = runtime.block_on(async {
