@@ -122,15 +122,20 @@ impl Incoming {
         n
     }
 
-    /// Frees the read buffer if it holds nothing (the next read allocates one again):
-    /// a connection waiting for its client should not keep [`READ_CHUNK`]-sized memory
-    /// (with thousands of idle connections, that was the largest part of each).
+    /// Whether the read buffer is allocated but holds nothing.
+    pub fn holds_empty_buffer(&self) -> bool {
+        self.buf.is_empty() && self.buf.capacity() > 0
+    }
+
+    /// Frees the read buffer (the next read allocates one again): a connection waiting
+    /// for its client should not keep [`READ_CHUNK`]-sized memory (with thousands of
+    /// idle connections, that was the largest part of each). Call it only when
+    /// [`holds_empty_buffer`](Self::holds_empty_buffer).
     ///
     /// [`READ_CHUNK`]: super::io
-    pub fn release_if_empty(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() > 0 {
-            self.buf = BytesMut::new();
-        }
+    pub fn release_buffer(&mut self) {
+        debug_assert!(self.buf.is_empty());
+        self.buf = BytesMut::new();
     }
 
     /// Whether there are bytes for h2.
