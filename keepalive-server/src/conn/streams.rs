@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use tower::ServiceExt;
 
 /// The routes every connection serves: CORS, gRPC-web, gRPC.
@@ -40,19 +40,38 @@ impl CountedService {
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for CountedService {
     type Response = http::Response<CountedBody>;
     type Error = Infallible;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send + 'static>>;
+    type Future = CountedFuture;
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
-        let guard = StreamGuard::open(self.shared.clone());
-        let routes = self.routes.clone();
-        Box::pin(async move {
-            let response = routes.oneshot(req).await?;
-            Ok(response.map(|inner| CountedBody {
-                inner,
-                _guard: guard,
-            }))
-        })
+        CountedFuture {
+            guard: Some(StreamGuard::open(self.shared.clone())),
+            inner: self.routes.clone().oneshot(req),
+        }
+    }
+}
+
+/// The response of a counted request: the routes' future and the stream's guard, which
+/// moves into the body (a named future: no allocation per request for it).
+#[derive(Debug)]
+pub struct CountedFuture {
+    inner: tower::util::Oneshot<Routes, http::Request<hyper::body::Incoming>>,
+    guard: Option<StreamGuard>,
+}
+
+impl Future for CountedFuture {
+    type Output = Result<http::Response<CountedBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let response = ready!(Pin::new(&mut this.inner).poll(cx))?;
+        let guard = this
+            .guard
+            .take()
+            .expect("CountedFuture polled after completion");
+        Poll::Ready(Ok(response.map(|inner| CountedBody {
+            inner,
+            _guard: guard,
+        })))
     }
 }
 

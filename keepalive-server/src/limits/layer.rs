@@ -300,21 +300,22 @@ impl LimitedResponse {
     /// The trailers to end with: `trailers` unless the request was refused and they say
     /// OK (or there are none).
     fn final_trailers(&self, trailers: Option<HeaderMap>) -> Option<HeaderMap> {
-        let refused = self.request_status.as_ref().and_then(|r| r.get());
+        // Most calls were not refused: then the trailers stand as they are, unread.
+        let Some(refused) = self.request_status.as_ref().and_then(|r| r.get()) else {
+            return trailers;
+        };
         let ok = trailers
             .as_ref()
             .is_none_or(|t| t.get("grpc-status").is_none_or(|v| v == "0"));
-        match refused {
-            Some(status) if ok => {
-                let mut t = trailers.unwrap_or_default();
-                t.remove("grpc-status");
-                t.remove("grpc-message");
-                t.remove("grpc-status-details-bin");
-                let _ = status.add_header(&mut t);
-                Some(t)
-            }
-            _ => trailers,
+        if !ok {
+            return trailers;
         }
+        let mut t = trailers.unwrap_or_default();
+        t.remove("grpc-status");
+        t.remove("grpc-message");
+        t.remove("grpc-status-details-bin");
+        let _ = refused.add_header(&mut t);
+        Some(t)
     }
 
     /// Takes the first `n` held bytes (at most all of them) to pass on.
