@@ -48,9 +48,13 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<()> {
         // Redis and nginx, from Debian, as `cargo xtask setup` installs them.
         crate::setup::servers()?;
     }
+    if runs("capacity") || runs("idle") || runs("overhead") {
+        // The profiles of the targets that are missed: perf, callgrind, DHAT.
+        crate::setup::apt("perf, valgrind", PROFILE_PACKAGES, || None)?;
+    }
     let target = ws.target_dir();
     let grpc_go = if runs("latency") {
-        apt_install(LATENCY_PACKAGES)?;
+        crate::setup::apt("h2load, go, grpc-go", LATENCY_PACKAGES, || None)?;
         Some(build_grpc_go(ws, &target)?)
     } else {
         None
@@ -98,43 +102,12 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<()> {
 /// sources (built offline, GOPATH mode).
 const LATENCY_PACKAGES: &[&str] = &["nghttp2-client", "golang-go", "golang-google-grpc-dev"];
 
+/// What the profiles run, from Debian: `perf` (capacity), valgrind's callgrind (overhead)
+/// and DHAT (idle).
+const PROFILE_PACKAGES: &[&str] = &["linux-perf", "valgrind"];
+
 /// Where Debian's Go packages keep their sources (a GOPATH).
 const DEBIAN_GOPATH: &str = "/usr/share/gocode";
-
-/// `apt-get install -y` of the `packages` that dpkg does not list as installed (after
-/// `apt-get update`; with `sudo` when not root), as `cargo xtask setup` installs Redis.
-fn apt_install(packages: &[&str]) -> Result<()> {
-    let installed = |p: &&str| {
-        Cmd::new("dpkg-query")
-            .args(["-W", "-f=${Status}", p])
-            .probe()
-            .is_some_and(|s| s.trim() == "install ok installed")
-    };
-    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
-    if missing.is_empty() {
-        println!("[bench] {}: ok (already installed)", packages.join(" "));
-        return Ok(());
-    }
-    println!("[bench] installing {}", missing.join(" "));
-    let root = Cmd::new("id")
-        .arg("-u")
-        .probe()
-        .is_some_and(|id| id.trim() == "0");
-    let apt = || {
-        if root {
-            Cmd::new("apt-get")
-        } else {
-            Cmd::new("sudo").arg("apt-get")
-        }
-        .env("DEBIAN_FRONTEND", "noninteractive")
-    };
-    apt().arg("update").run()?;
-    apt().args(["install", "-y"]).args(&missing).run()?;
-    if let Some(p) = missing.iter().find(|p| !installed(p)) {
-        bail!("`apt-get install {p}` finished but dpkg does not list it as installed");
-    }
-    Ok(())
-}
 
 /// `go build` of `loadgen/grpc-go-health` into `target/grpc-go-health`, offline: GOPATH
 /// mode over Debian's sources, no module proxy, the build cache inside `target`.

@@ -62,19 +62,25 @@ COMMANDS:
     bench [--quick] [--only SCENARIO,...]
         Build the release server, loadgen, bench-server and bench (and, for
         sizes, the example's pages and the dashboard), then run bench
-        (loadgen/src/bench/), which measures on 127.0.0.1: capacity (100,
-        1 000, 10 000 browser sessions), idle (server memory per idle
-        HTTP/2 and HTTP/1.1 connection), overhead (our server vs a stock
-        tonic server, HTTP/2 and gRPC-web/HTTP/1.1), detection (chaos STALL),
+        (loadgen/src/bench/), which measures on 127.0.0.1: capacity (100 to
+        10 000 browser sessions, ours and a stock tonic server, CPU per
+        event, a perf profile), idle (server memory per idle HTTP/2 and
+        HTTP/1.1 connection, a DHAT heap profile), overhead (our server vs a
+        stock tonic server, HTTP/2 and gRPC-web/HTTP/1.1, instructions per
+        call by crate under callgrind), latency (h2load unary p99 and req/s:
+        ours, stock tonic, grpc-go; installs nghttp2-client, golang-go and
+        golang-google-grpc-dev if missing), detection (chaos STALL),
         recovery (server restart), fan-out (1 000 subscribers), replicas
         (the event log on Redis: memory vs Redis per event, 3 replicas behind
         nginx, publish -> deliver lag, a replica killed; installs redis-server
         and nginx if missing) and sizes (client and dashboard wasm). Prints
-        markdown tables; writes target/bench/bench.md and bench.json and every
-        process's log. About 6 minutes. Nothing timed is asserted.
+        markdown tables, the previous run's figures next to them; writes
+        target/bench/bench.md and bench.json and every process's log.
+        Installs linux-perf and valgrind if missing. About 12 minutes.
+        Nothing timed is asserted.
         --quick: few sessions, short windows (checks that it runs).
-        --only: some of capacity, idle, overhead, detection, recovery,
-        fanout, replicas, sizes.
+        --only: some of capacity, idle, overhead, latency, detection,
+        recovery, fanout, replicas, sizes.
 
     client
         Build the browser client as an npm package for TypeScript and

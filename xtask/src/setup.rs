@@ -262,7 +262,7 @@ pub fn servers() -> Result<()> {
 
 /// `apt-get install` of the `packages` that are missing (after one `apt-get update`),
 /// with `sudo` when not root; `version` says what is there when nothing is missing.
-fn apt(step: &str, packages: &[&str], version: impl Fn() -> Option<String>) -> Result<()> {
+pub fn apt(step: &str, packages: &[&str], version: impl Fn() -> Option<String>) -> Result<()> {
     let missing: Vec<&str> = packages
         .iter()
         .copied()

@@ -7,6 +7,7 @@
 //! counters are read.
 
 use super::machine::{self, Usage};
+use super::profile;
 use super::{Ctx, Result};
 use crate::scenario::unary::UnaryReport;
 use serde::de::DeserializeOwned;
@@ -155,6 +156,8 @@ pub struct Run<T> {
     pub metrics: (Metrics, Metrics),
     /// Server usage before the load generator started.
     pub idle: Usage,
+    /// [`During::Profile`]: the `perf record` data of the window, or why there is none.
+    pub profile: Option<Result<PathBuf>>,
 }
 
 /// What to do to the server once the window has begun.
@@ -164,6 +167,8 @@ pub enum During {
     Nothing,
     /// Kill it and start it again on the same port, this long into the window.
     RestartAfter(Duration),
+    /// Sample this process with `perf record` over the window (`NAME.perf.data`).
+    Profile(u32),
 }
 
 /// A running load generator, killed on drop.
@@ -258,6 +263,8 @@ pub async fn sessions<T: DeserializeOwned>(
     let mut shared = (Usage::default(), Usage::default());
     let mut metrics = (Metrics::default(), Metrics::default());
     let (mut loadgen_cpu_s, mut machine_cpu_s) = (0.0, 0.0);
+    let mut recording = None;
+    let mut profile = None;
     loop {
         let line = loadgen.next_line().await?;
         if line.starts_with("READY") {
@@ -268,9 +275,19 @@ pub async fn sessions<T: DeserializeOwned>(
             loadgen_cpu_s = -loadgen.cpu_s();
             machine_cpu_s = -machine::machine_busy_s().unwrap_or(f64::NAN);
             metrics.0 = server.metrics().await;
-            if let During::RestartAfter(after) = during {
-                tokio::time::sleep(after).await;
-                server.restart().await?;
+            match during {
+                During::Nothing => {}
+                During::RestartAfter(after) => {
+                    tokio::time::sleep(after).await;
+                    server.restart().await?;
+                }
+                During::Profile(pid) => {
+                    let data = ctx.out.join(format!("{name}.perf.data"));
+                    match profile::Recording::start(pid, &data) {
+                        Ok(r) => recording = Some(r),
+                        Err(e) => profile = Some(Err(e)),
+                    }
+                }
             }
         } else if line == "MEASURE end" {
             usage.1 = server.usage();
@@ -278,6 +295,9 @@ pub async fn sessions<T: DeserializeOwned>(
             loadgen_cpu_s += loadgen.cpu_s();
             machine_cpu_s += machine::machine_busy_s().unwrap_or(f64::NAN);
             metrics.1 = server.metrics().await;
+            if let Some(r) = recording.take() {
+                profile = Some(r.stop().await);
+            }
         } else if let Some(json) = line.strip_prefix("REPORT ") {
             let (report, raw) = loadgen.report(json)?;
             loadgen.end().await;
@@ -290,6 +310,7 @@ pub async fn sessions<T: DeserializeOwned>(
                 machine_cpu_s,
                 metrics,
                 idle,
+                profile,
             });
         }
     }

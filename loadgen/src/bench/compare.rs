@@ -1,10 +1,10 @@
 //! The previous run next to this one. `bench.json` from before the run (kept as
 //! `bench.prev.json`) and this run's are compared figure by figure, generically: every
 //! number in a scenario's JSON whose name says which way is better (`*_per_s`, `*rps*`,
-//! `*ratio*` higher; `*_ms`, `*cpu_s*`, `*kib*`, `*instructions*`, sizes, error counts
-//! lower) is matched by its path; rows of a list of objects are matched by their leading
-//! plain fields (`sessions=1000, ticker=true, http2=false`), a list of numbers (rounds)
-//! by its median. Counts, settings and time stamps have no direction and are left out.
+//! `*ratio*` higher; `*_ms`, `*cpu_s*`, `*cpu_us*`, `*kib*`, `*instructions*`, sizes,
+//! error counts lower) is matched by its path; rows of a list of objects are matched by
+//! their leading plain fields (`sessions=1000, ticker=true, http2=false, server=ours`), a
+//! list of numbers (rounds) by its median. Counts, settings and time stamps have no direction and are left out.
 //! A change past [`THRESHOLD`] the wrong way is a regression, shown in bold.
 
 use super::report::median;
@@ -43,6 +43,7 @@ pub fn better(name: &str) -> Option<Better> {
     ];
     if n.ends_with("_ms")
         || n.contains("cpu_s")
+        || n.contains("cpu_us")
         || n.contains("kib")
         || n.contains("instructions")
         || n.ends_with("_errors")
@@ -390,6 +391,7 @@ mod tests {
         assert_eq!(better("ratio"), Some(Better::Higher));
         assert_eq!(better("p99_ms"), Some(Better::Lower));
         assert_eq!(better("cpu_s_per_1000_heartbeats"), Some(Better::Lower));
+        assert_eq!(better("server_cpu_us_per_event"), Some(Better::Lower));
         assert_eq!(better("rss_kib_per_session"), Some(Better::Lower));
         assert_eq!(better("gzip"), Some(Better::Lower));
         assert_eq!(better("errors"), Some(Better::Lower));

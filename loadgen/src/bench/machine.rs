@@ -12,13 +12,18 @@ pub const NOFILE: u64 = 65_536;
 /// CPU time and resident memory of a process.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Usage {
-    /// user + system CPU seconds.
+    /// user + system CPU seconds (`user_s + sys_s`).
     pub cpu_s: f64,
+    /// CPU seconds in user space (`utime`).
+    pub user_s: f64,
+    /// CPU seconds in the kernel on its behalf (`stime`): system calls, and the network
+    /// stack's work charged to it.
+    pub sys_s: f64,
     /// Resident set, KiB.
     pub rss_kib: u64,
 }
 
-/// Reads `/proc/<pid>/stat` (utime + stime) and `/proc/<pid>/status` (VmRSS).
+/// Reads `/proc/<pid>/stat` (utime, stime) and `/proc/<pid>/status` (VmRSS).
 pub fn usage(pid: u32) -> Option<Usage> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -29,14 +34,17 @@ fn parse_usage(stat: &str, status: &str, ticks_per_s: f64) -> Option<Usage> {
     // Fields after the command name (which may hold spaces) start at the state, field 3.
     let rest = stat.get(stat.rfind(')')? + 2..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
     let rss_kib = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())?;
     Some(Usage {
-        cpu_s: ticks / ticks_per_s,
+        cpu_s: (utime + stime) / ticks_per_s,
+        user_s: utime / ticks_per_s,
+        sys_s: stime / ticks_per_s,
         rss_kib,
     })
 }
@@ -141,6 +149,8 @@ mod tests {
             parse_usage(stat, status, 100.0),
             Some(Usage {
                 cpu_s: 3.0,
+                user_s: 2.5,
+                sys_s: 0.5,
                 rss_kib: 5120
             })
         );
@@ -154,6 +164,7 @@ mod tests {
         // Our own process is there.
         let me = usage(std::process::id()).expect("own /proc entry");
         assert!(me.rss_kib > 0);
+        assert!((me.cpu_s - (me.user_s + me.sys_s)).abs() < 1e-9);
         assert!(machine_busy_s().is_some_and(|s| s > 0.0));
     }
 }

@@ -64,6 +64,7 @@ pub mod idle;
 pub mod latency;
 pub mod machine;
 pub mod overhead;
+pub mod profile;
 pub mod recovery;
 pub mod replicas;
 pub mod report;

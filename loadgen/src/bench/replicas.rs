@@ -118,6 +118,8 @@ fn sum_usage(pids: impl IntoIterator<Item = u32>) -> Usage {
         .filter_map(machine::usage)
         .fold(Usage::default(), |a, u| Usage {
             cpu_s: a.cpu_s + u.cpu_s,
+            user_s: a.user_s + u.user_s,
+            sys_s: a.sys_s + u.sys_s,
             rss_kib: a.rss_kib + u.rss_kib,
         })
 }

@@ -3,11 +3,23 @@
 //! none of the library's connection manager or frame observer, and tonic-health's stock
 //! `grpc.health.v1.Health` (SERVING for ""). The overhead scenario of the bench (`cargo
 //! xtask bench`) calls both servers with the same client and compares requests/s; the
-//! latency scenario calls Health/Check on both (and on grpc-go) with h2load.
+//! latency scenario calls Health/Check on both (and on grpc-go) with h2load; the capacity
+//! scenario runs browser sessions against both, its ticker included.
 //!
 //! ```sh
-//! bench-server --listen 127.0.0.1:9090 [--max-ping-strikes 0]
+//! bench-server --listen 127.0.0.1:9090 [--max-ping-strikes N] [--min-ping-interval DUR]
+//!              [--tick-interval DUR|off] [--max-sessions N] [--max-connections N]
 //! ```
+//!
+//! The flags the bench passes our `server` that this one can honour, through the same
+//! public API the demo binary uses:
+//! - `--max-ping-strikes`, `--min-ping-interval`: the policy the session service judges
+//!   heartbeats by (`BrowserOptions::enforcement`). A stock tonic server has no HTTP/2
+//!   PING enforcement of its own, so they do not reach the transport.
+//! - `--tick-interval`: the demo's ticker on the feed's log (`Demo::start_ticker`).
+//! - `--max-sessions`: the session table's bound (`BrowserOptions::max_sessions`).
+//! - `--max-connections`: accepted and **ignored**: a stock tonic server has no limit on
+//!   open connections (only the open-file limit, raised to the hard limit at start).
 //!
 //! It prints `listening on ADDR` on stderr once it listens (with the port the kernel
 //! gave it for port 0) and stops on SIGTERM/SIGINT.
@@ -21,28 +33,52 @@ use std::sync::Arc;
 use tonic::transport::server::TcpIncoming;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: bench-server --listen ADDR [--max-ping-strikes N]");
+    eprintln!(
+        "usage: bench-server --listen ADDR [--max-ping-strikes N] [--min-ping-interval DUR] \
+         [--tick-interval DUR|off] [--max-sessions N] [--max-connections N (ignored)]"
+    );
     ExitCode::from(2)
 }
 
-fn main() -> ExitCode {
+/// The command line: where to listen, and the demo's configuration.
+fn parse(mut args: impl Iterator<Item = String>) -> Option<(SocketAddr, Config)> {
     let mut listen: SocketAddr = ([127, 0, 0, 1], 9090).into();
+    let mut config = Config::default();
     let mut policy = EnforcementPolicy::default();
-    let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let value = args.next();
-        match (a.as_str(), value) {
-            ("--listen", Some(v)) => match v.parse() {
-                Ok(addr) => listen = addr,
-                Err(_) => return usage(),
-            },
-            ("--max-ping-strikes", Some(v)) => match v.parse() {
-                Ok(n) => policy.max_ping_strikes = n,
-                Err(_) => return usage(),
-            },
-            _ => return usage(),
+        let v = args.next()?;
+        match a.as_str() {
+            "--listen" => listen = v.parse().ok()?,
+            "--max-ping-strikes" => policy.max_ping_strikes = v.parse().ok()?,
+            "--min-ping-interval" => policy.min_time = humantime::parse_duration(&v).ok()?,
+            "--tick-interval" => {
+                config.demo.tick_interval = match v.as_str() {
+                    "off" => None,
+                    v => Some(humantime::parse_duration(v).ok()?),
+                }
+            }
+            "--max-sessions" => config.browser.max_sessions = v.parse().ok()?,
+            // No such limit in a stock tonic server: checked, then ignored.
+            "--max-connections" => {
+                v.parse::<usize>().ok()?;
+            }
+            _ => return None,
         }
     }
+    config.browser.enforcement = Some(policy);
+    if let Err(e) = config.browser.validate().and(config.demo.validate()) {
+        eprintln!("error: {}", e.0);
+        return None;
+    }
+    Some((listen, config))
+}
+
+fn main() -> ExitCode {
+    let Some((listen, config)) = parse(std::env::args().skip(1)) else {
+        return usage();
+    };
+    // Ten thousand browser sessions over HTTP/1.1 are twenty thousand sockets.
+    let _ = keepalive_server::fdlimit::raise_nofile();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -53,12 +89,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(listen, policy))
+    runtime.block_on(serve(listen, config))
 }
 
-async fn serve(listen: SocketAddr, policy: EnforcementPolicy) -> ExitCode {
-    let mut config = Config::default();
-    config.browser.enforcement = Some(policy);
+async fn serve(listen: SocketAddr, config: Config) -> ExitCode {
     let demo = match Demo::open(&config) {
         Ok(demo) => demo,
         Err(e) => {
@@ -82,6 +116,9 @@ async fn serve(listen: SocketAddr, policy: EnforcementPolicy) -> ExitCode {
     }
     // tonic-health's reporter says SERVING for "" (the whole server) from the start.
     let (_health_reporter, health) = tonic_health::server::health_reporter();
+    // `--tick-interval`: the ticker publishes on the feed's log until the server stops.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    demo.start_ticker(stop_rx);
     let result = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
@@ -90,6 +127,7 @@ async fn serve(listen: SocketAddr, policy: EnforcementPolicy) -> ExitCode {
         .add_service(health)
         .serve_with_incoming_shutdown(incoming, keepalive_server::shutdown_signal())
         .await;
+    let _ = stop_tx.send(true);
     demo.browser.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
