@@ -16,14 +16,15 @@
 //!
 //! Scenarios (issues 5, 12, 13), in this order:
 //! - [`capacity`]: N sessions with a heartbeat every second (`--probe`) and a ticker at
-//!   10 events/s; RTT percentiles, errors, server CPU per 1 000 heartbeats
-//!   (`/proc/<pid>/stat` over the window), server RSS per session (`VmRSS` delta / N);
+//!   10 events/s, ours and the stock tonic server; RTT percentiles, errors, server CPU per
+//!   delivered event (user / kernel) and per 1 000 heartbeats (`/proc/<pid>/stat` over
+//!   the window), server RSS per session (`VmRSS` delta / N); a `perf` profile at 10 000;
 //! - [`idle`]: the server's memory per idle connection (HTTP/2, HTTP/1.1 keep-alive),
-//!   marginal between two sizes;
+//!   marginal between two sizes, ours and stock; a DHAT profile of ours by allocation site;
 //! - [`overhead`]: the same unary call (Heartbeat) against our server and a stock
 //!   `tonic::transport::Server` with the same service, over HTTP/2 and gRPC-web/HTTP/1.1,
 //!   rounds alternating between the two; requests/s ratio of medians; user-space
-//!   instructions per call under callgrind;
+//!   instructions per call under callgrind, by crate and by function;
 //! - [`latency`]: h2load's unary Health/Check (50 connections × 10 streams) against our
 //!   server, the stock tonic server and grpc-go's, the server pinned to core 0 and h2load
 //!   to core 1, rounds alternating; requests/s and p50/p99/max; targets p99 ≤ grpc-go's
@@ -48,6 +49,8 @@
 //! - [`children`]: the servers ([`testkit::ServerProcess`], restarted on the same port)
 //!   and the load generator runs (its `READY`/`MEASURE`/`REPORT` lines, what the server
 //!   used in the window).
+//! - [`profile`]: where the time or the memory goes where a target is missed: `perf`
+//!   over a window, callgrind's dumps by function and crate, DHAT's heap by site.
 //! - [`machine`]: `/proc`: CPU time and RSS of a process, the machine's busy CPU time,
 //!   the load average, the machine's description; the open-file limit.
 //! - [`report`]: table cells, JSON objects in a fixed key order, `bench.md` and
