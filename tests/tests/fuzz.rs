@@ -192,10 +192,12 @@ fn run_incoming(input: &[u8], reads: &[usize], takes: &[usize]) -> Seen {
     let mut takes = takes.iter().copied().cycle();
     let mut drain = |inc: &mut Incoming, out: &mut Vec<u8>| loop {
         let mut dst = vec![0u8; takes.next().unwrap_or(1).max(1)];
-        let n = inc.take(&mut dst);
+        let mut buf = tokio::io::ReadBuf::new(&mut dst);
+        let n = inc.take(&mut buf);
         if n == 0 {
             break;
         }
+        assert_eq!(buf.filled().len(), n);
         out.extend_from_slice(&dst[..n]);
     };
     while !rest.is_empty() {
