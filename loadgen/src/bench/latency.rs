@@ -504,7 +504,7 @@ async fn check_answer(ctx: &Ctx, key: &str, addr: SocketAddr, body: &Path) -> Re
     check_nghttp(&text).map_err(|e| format!("{key}: {e} (log: {})", log.display()))
 }
 
-/// The checks of [`check_answer`] on nghttp's verbose output.
+/// The checks of `check_answer` on nghttp's verbose output.
 pub fn check_nghttp(text: &str) -> Result<()> {
     let has = |needle: &str| text.lines().any(|l| l.contains(needle));
     if !has(":status: 200") {
