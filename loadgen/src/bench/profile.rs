@@ -163,21 +163,17 @@ pub struct PerfProfile {
 
 /// `perf report` of `data`: the kernel's share, shares by crate and the `top` functions.
 pub async fn perf_report(data: &Path, top: usize) -> Result<PerfProfile> {
-    let out = tokio::process::Command::new("perf")
-        .args(["report", "--no-children", "--sort", "sym", "--stdio", "-q"])
-        .arg("-i")
-        .arg(data)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| format!("perf report: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "perf report: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(parse_perf(&String::from_utf8_lossy(&out.stdout), top))
+    let args = [
+        "report",
+        "--no-children",
+        "--sort",
+        "sym",
+        "--stdio",
+        "-q",
+        "-i",
+    ];
+    let text = stdout_of("perf", &args, data).await?;
+    Ok(parse_perf(&text, top))
 }
 
 /// Lines of `perf report --sort sym --stdio -q`: `  12.34%  [k] function` or `[.]`.
@@ -220,20 +216,9 @@ fn parse_perf(text: &str, top: usize) -> PerfProfile {
 
 /// Instructions by function (self cost) of a callgrind dump, largest first.
 pub async fn callgrind_functions(dump: &Path) -> Result<Vec<(String, f64)>> {
-    let out = tokio::process::Command::new("callgrind_annotate")
-        .args(["--inclusive=no", "--threshold=100", "--auto=no"])
-        .arg(dump)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| format!("callgrind_annotate: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "callgrind_annotate: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(parse_callgrind(&String::from_utf8_lossy(&out.stdout)))
+    let args = ["--inclusive=no", "--threshold=100", "--auto=no"];
+    let text = stdout_of("callgrind_annotate", &args, dump).await?;
+    Ok(parse_callgrind(&text))
 }
 
 /// Lines of `callgrind_annotate`: `12,345 (1.23%)  file:function [object]`; a function
@@ -272,9 +257,7 @@ fn parse_callgrind(text: &str) -> Vec<(String, f64)> {
         let function = rest.split_once(':').map_or(rest, |(_, f)| f);
         *sums.entry(function.to_owned()).or_default() += count;
     }
-    let mut v: Vec<_> = sums.into_iter().collect();
-    v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v
+    largest_first(sums)
 }
 
 /// The crate a function belongs to: the first path segment of its name, past any
@@ -308,6 +291,29 @@ pub fn by_crate<'a>(items: impl IntoIterator<Item = (&'a str, bool, f64)>) -> Ve
     for (f, kernel, x) in items {
         *sums.entry(crate_of(f, kernel).to_owned()).or_default() += x;
     }
+    largest_first(sums)
+}
+
+/// The standard output of `program args file`, or its standard error as the error.
+async fn stdout_of(program: &str, args: &[&str], file: &Path) -> Result<String> {
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .arg(file)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("{program}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{program}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Sums by name, largest first (ties by name, so that the order is stable).
+fn largest_first(sums: HashMap<String, f64>) -> Vec<(String, f64)> {
     let mut v: Vec<_> = sums.into_iter().collect();
     v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     v
