@@ -192,8 +192,14 @@ pub async fn run(ctx: &Ctx, nofile: Option<u64>) -> Result<Section> {
         if http2 {
             args.push("--http2".into());
         }
-        // The target's size is profiled: what bounds the cost there.
-        let during = if n == 10_000 && ticker || ctx.quick && n == 100 && http2 && ticker {
+        // The target's size is profiled: what bounds the cost there (with --quick, the
+        // HTTP/2 rows, so that the profile's path runs too).
+        let profiled = if ctx.quick {
+            n == 100 && http2
+        } else {
+            n == 10_000
+        };
+        let during = if profiled && ticker {
             During::Profile(server.pid())
         } else {
             During::Nothing
