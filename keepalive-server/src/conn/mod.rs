@@ -438,16 +438,19 @@ where
     let notified = shared.notify.notified();
     tokio::pin!(shutdown, dropped, chaos_goaway, timer, notified);
     loop {
-        let (deadline, unsent) = {
-            let st = shared.lock();
-            (st.core.poll_timeout(), st.out.pending() > 0)
+        let unsent = {
+            let mut st = shared.lock();
+            if let Some(d) = st.core.poll_timeout()
+                && armed.is_none_or(|a| d < a)
+            {
+                timer.as_mut().reset(clock.to_tokio(d));
+                armed = Some(d);
+            }
+            // Under the same lock: a stream ending after this sees what the timer is set
+            // for, and wakes the task only for an earlier deadline.
+            st.armed = armed;
+            st.out.pending() > 0
         };
-        if let Some(d) = deadline
-            && armed.is_none_or(|a| d < a)
-        {
-            timer.as_mut().reset(clock.to_tokio(d));
-            armed = Some(d);
-        }
         let stalled = if unsent {
             stalled_until(signals.faults.as_deref())
         } else {

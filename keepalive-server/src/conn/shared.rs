@@ -38,6 +38,9 @@ pub struct ConnState {
     pub core: ServerConnection,
     /// Outgoing bytes (HTTP/2 only).
     pub out: Outgoing,
+    /// The deadline the connection task's timer is set for, if any: a stream that ends
+    /// wakes the task only when it brings the core's next deadline before this one.
+    pub armed: Option<keepalive::Instant>,
 }
 
 /// Shared by the connection task, [`super::io::ObservedIo`] and every stream guard.
@@ -54,8 +57,9 @@ pub struct ConnShared {
     /// Server-wide counters.
     pub stats: Arc<Stats>,
     state: Mutex<ConnState>,
-    /// Wakes the connection task when the state changed outside it (a stream ended, a
-    /// GOAWAY `too_many_pings` was queued).
+    /// Wakes the connection task when the state changed outside it in a way it must act
+    /// on: a GOAWAY `too_many_pings` was queued, or the last stream ended and the idle
+    /// deadline comes before the one the task sleeps until.
     pub notify: Notify,
     max_client_stream: AtomicU32,
     /// Client PINGs read, PING ACKs written, and which PING (by count) was one too many:
@@ -84,6 +88,7 @@ impl ConnShared {
             state: Mutex::new(ConnState {
                 core,
                 out: Outgoing::default(),
+                armed: None,
             }),
             notify: Notify::new(),
             max_client_stream: AtomicU32::new(0),

@@ -80,22 +80,35 @@ impl Future for CountedFuture {
 struct StreamGuard(Arc<ConnShared>);
 
 impl StreamGuard {
+    /// A stream opening only removes the idle deadline: the task's timer may then fire
+    /// early, find nothing due and re-arm, so it is not woken now (a wake would cost it a
+    /// round of polling the connection per request).
     fn open(shared: Arc<ConnShared>) -> Self {
         let now = shared.clock.now();
         shared.lock().core.on_stream_opened(now);
         Stats::inc(&shared.stats.open_streams);
         Stats::inc(&shared.stats.streams);
-        shared.notify.notify_one();
         StreamGuard(shared)
     }
 }
 
 impl Drop for StreamGuard {
+    /// The last stream ending starts the idle deadline; the task is woken only if that
+    /// comes before the deadline its timer is set for (with max-idle off, never).
     fn drop(&mut self) {
         let now = self.0.clock.now();
-        self.0.lock().core.on_stream_closed(now);
+        let wake = {
+            let mut st = self.0.lock();
+            st.core.on_stream_closed(now);
+            let armed = st.armed;
+            st.core
+                .poll_timeout()
+                .is_some_and(|d| armed.is_none_or(|a| d < a))
+        };
         Stats::dec(&self.0.stats.open_streams);
-        self.0.notify.notify_one();
+        if wake {
+            self.0.notify.notify_one();
+        }
     }
 }
 
