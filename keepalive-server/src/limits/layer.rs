@@ -79,11 +79,10 @@ fn is_grpc(headers: &HeaderMap) -> bool {
 impl<S> tower::Service<Request<Body>> for Limit<S>
 where
     S: tower::Service<Request<Body>, Response = Response<Body>>,
-    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
+    type Future = LimitFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -91,33 +90,80 @@ where
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let limits = self.limits;
-        let stats = self.stats.clone();
         let scan = is_grpc(req.headers()).then_some(limits.max_recv_message_size);
-        let refused = Arc::new(OnceLock::new());
-        let req = req.map(|b| {
-            Body::new(
-                LimitedRequest::new(b, scan, limits)
-                    .reporting_to(refused.clone())
-                    .counting(stats.clone()),
-            )
-        });
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let res = fut.await?;
-            // A trailers-only response (an error status in the headers, no body) stays
-            // one: wrapping it would turn it into headers plus an empty body.
-            Ok(if is_grpc(res.headers()) && !res.body().is_end_stream() {
-                res.map(|b| {
-                    Body::new(
-                        LimitedResponse::new(b, limits.max_send_message_size)
-                            .with_request_status(refused)
-                            .counting(stats),
-                    )
-                })
+        let call = Arc::new(Call::new(self.stats.clone()));
+        let req = req.map(|b| Body::new(LimitedRequest::new(b, scan, limits).within(call.clone())));
+        LimitFuture {
+            inner: self.inner.call(req),
+            limit: limits.max_send_message_size,
+            call: Some(call),
+        }
+    }
+}
+
+/// The future of [`Limit`]: the inner service's, its response body wrapped (a named
+/// future: no allocation per call for it).
+#[pin_project::pin_project]
+#[derive(Debug)]
+pub struct LimitFuture<F> {
+    #[pin]
+    inner: F,
+    limit: usize,
+    call: Option<Arc<Call>>,
+}
+
+impl<F, E> Future for LimitFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = ready!(this.inner.poll(cx))?;
+        let call = this
+            .call
+            .take()
+            .expect("LimitFuture polled after completion");
+        // A trailers-only response (an error status in the headers, no body) stays one:
+        // wrapping it would turn it into headers plus an empty body.
+        Poll::Ready(Ok(
+            if is_grpc(res.headers()) && !res.body().is_end_stream() {
+                let limit = *this.limit;
+                res.map(|b| Body::new(LimitedResponse::new(b, limit).within(call)))
             } else {
                 res
-            })
-        })
+            },
+        ))
+    }
+}
+
+/// What the two halves of one call share: the status its request was refused with (the
+/// response must not then end OK), and the counters refusals are counted in.
+#[derive(Debug, Default)]
+pub struct Call {
+    refused: OnceLock<Status>,
+    stats: Option<Arc<TransportStats>>,
+}
+
+impl Call {
+    /// A call counting its refusals in `stats`, if any.
+    pub fn new(stats: Option<Arc<TransportStats>>) -> Self {
+        Call {
+            refused: OnceLock::new(),
+            stats,
+        }
+    }
+
+    /// The status the request was refused with, if it was.
+    pub fn refused(&self) -> Option<&Status> {
+        self.refused.get()
+    }
+
+    fn count(&self, pick: fn(&TransportStats) -> &AtomicU64) {
+        if let Some(stats) = &self.stats {
+            TransportStats::inc(pick(stats));
+        }
     }
 }
 
@@ -154,8 +200,7 @@ pub struct LimitedRequest {
     seen: u64,
     max_body: u64,
     failed: bool,
-    report: Option<Arc<OnceLock<Status>>>,
-    stats: Option<Arc<TransportStats>>,
+    call: Option<Arc<Call>>,
 }
 
 impl LimitedRequest {
@@ -167,42 +212,35 @@ impl LimitedRequest {
             seen: 0,
             max_body: limits.max_request_body_size,
             failed: false,
-            report: None,
-            stats: None,
+            call: None,
         }
     }
 
-    /// Counts a refusal in `stats`.
-    pub fn counting(mut self, stats: Option<Arc<TransportStats>>) -> Self {
-        self.stats = stats;
+    /// Part of `call`: a refusal is counted in its counters and recorded for its response.
+    pub fn within(mut self, call: Arc<Call>) -> Self {
+        self.call = Some(call);
         self
     }
 
-    /// Also records the status it fails with in `report`.
-    pub fn reporting_to(mut self, report: Arc<OnceLock<Status>>) -> Self {
-        self.report = Some(report);
-        self
+    fn count(&self, pick: fn(&TransportStats) -> &AtomicU64) {
+        if let Some(call) = &self.call {
+            call.count(pick);
+        }
     }
 
     fn check(&mut self, data: &Bytes) -> Result<(), Status> {
         self.seen = self.seen.saturating_add(data.len() as u64);
-        let count = |stats: &Option<Arc<TransportStats>>,
-                     pick: fn(&TransportStats) -> &AtomicU64| {
-            if let Some(stats) = stats {
-                TransportStats::inc(pick(stats));
-            }
-        };
         if self.seen > self.max_body {
-            count(&self.stats, |s| &s.refused_request_body_size);
+            self.count(|s| &s.refused_request_body_size);
             return Err(request_body_too_large(self.max_body));
         }
-        match &mut self.scanner {
-            Some(s) => s.feed(data).map_err(|e| {
-                count(&self.stats, |s| &s.refused_recv_message_size);
-                request_message_too_large(e)
-            }),
-            None => Ok(()),
-        }
+        let Some(scanner) = &mut self.scanner else {
+            return Ok(());
+        };
+        scanner.feed(data).map_err(|e| {
+            self.count(|s| &s.refused_recv_message_size);
+            request_message_too_large(e)
+        })
     }
 }
 
@@ -225,8 +263,8 @@ impl http_body::Body for LimitedRequest {
             && let Err(status) = self.check(data)
         {
             self.failed = true;
-            if let Some(report) = &self.report {
-                let _ = report.set(status.clone());
+            if let Some(call) = &self.call {
+                let _ = call.refused.set(status.clone());
             }
             return Poll::Ready(Some(Err(status)));
         }
@@ -265,9 +303,8 @@ pub struct LimitedResponse {
     /// Body bytes passed on so far.
     forwarded: u64,
     out: Out,
-    /// Set when the call's request was refused: the call must not end OK.
-    request_status: Option<Arc<OnceLock<Status>>>,
-    stats: Option<Arc<TransportStats>>,
+    /// The call: its request may have been refused (then it must not end OK).
+    call: Option<Arc<Call>>,
 }
 
 impl LimitedResponse {
@@ -279,29 +316,27 @@ impl LimitedResponse {
             held: BytesMut::new(),
             forwarded: 0,
             out: Out::Streaming,
-            request_status: None,
-            stats: None,
+            call: None,
         }
     }
 
-    /// Counts a refused message in `stats`.
-    pub fn counting(mut self, stats: Option<Arc<TransportStats>>) -> Self {
-        self.stats = stats;
+    /// Part of `call`: a refused message is counted in its counters, and if its request
+    /// was refused, the response ends with that status instead of an OK the handler may
+    /// give.
+    pub fn within(mut self, call: Arc<Call>) -> Self {
+        self.call = Some(call);
         self
     }
 
-    /// Ends the call with the status in `refused`, if the request was refused, instead of
-    /// an OK the handler may give.
-    pub fn with_request_status(mut self, refused: Arc<OnceLock<Status>>) -> Self {
-        self.request_status = Some(refused);
-        self
+    fn request_refused(&self) -> Option<&Status> {
+        self.call.as_deref().and_then(Call::refused)
     }
 
     /// The trailers to end with: `trailers` unless the request was refused and they say
     /// OK (or there are none).
     fn final_trailers(&self, trailers: Option<HeaderMap>) -> Option<HeaderMap> {
         // Most calls were not refused: then the trailers stand as they are, unread.
-        let Some(refused) = self.request_status.as_ref().and_then(|r| r.get()) else {
+        let Some(refused) = self.request_refused() else {
             return trailers;
         };
         let ok = trailers
@@ -342,8 +377,8 @@ impl LimitedResponse {
                 self.release(self.scanner.checked_up_to().saturating_sub(self.forwarded))
             }
             Err(e) => {
-                if let Some(stats) = &self.stats {
-                    TransportStats::inc(&stats.refused_send_message_size);
+                if let Some(call) = &self.call {
+                    call.count(|s| &s.refused_send_message_size);
                 }
                 tracing::warn!(
                     len = e.len,
@@ -433,10 +468,7 @@ impl http_body::Body for LimitedResponse {
             Out::Streaming => {
                 self.held.is_empty()
                     && self.inner.is_end_stream()
-                    && self
-                        .request_status
-                        .as_ref()
-                        .is_none_or(|r| r.get().is_none())
+                    && self.request_refused().is_none()
             }
             Out::Then(_) | Out::Refused(_) => false,
         }
@@ -547,23 +579,23 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_request_never_ends_ok() {
-        let refused = Arc::new(OnceLock::new());
+        let call = Arc::new(Call::default());
         let limits = Limits {
             max_request_body_size: 6,
             ..Limits::default()
         };
         let req = LimitedRequest::new(body(vec![message(3, 0)], None), Some(10), limits)
-            .reporting_to(refused.clone());
+            .within(call.clone());
         assert!(collect(req).await.1.is_err());
         // The handler answered one message and OK anyway.
         let res = LimitedResponse::new(body(vec![message(1, 0)], Some(ok_trailers())), 10)
-            .with_request_status(refused.clone());
+            .within(call.clone());
         let (data, end) = collect(res).await;
         assert_eq!(data, message(1, 0));
         let t = end.expect("trailers").expect("some");
         assert_eq!(t.get("grpc-status").map(|v| v.as_bytes()), Some(&b"8"[..]));
         // No trailers at all: ours are added.
-        let res = LimitedResponse::new(body(vec![], None), 10).with_request_status(refused);
+        let res = LimitedResponse::new(body(vec![], None), 10).within(call);
         let t = collect(res).await.1.expect("trailers").expect("some");
         assert_eq!(t.get("grpc-status").map(|v| v.as_bytes()), Some(&b"8"[..]));
     }
