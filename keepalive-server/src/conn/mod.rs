@@ -434,22 +434,18 @@ where
     let chaos_goaway = async move { faults::changed(&mut goaway_rx).await };
     let mut goaway_seen = false;
     let timer = tokio::time::sleep(Duration::ZERO);
-    let mut armed: Option<keepalive::Instant> = None;
     let notified = shared.notify.notified();
     tokio::pin!(shutdown, dropped, chaos_goaway, timer, notified);
     loop {
-        let unsent = {
+        let (unsent, timing) = {
             let mut st = shared.lock();
-            if let Some(d) = st.core.poll_timeout()
-                && armed.is_none_or(|a| d < a)
-            {
+            // The timer is set for `st.armed`, under the lock: a stream ending after this
+            // sees it, and wakes the task only for an earlier deadline.
+            if let Some(d) = st.earlier_deadline() {
                 timer.as_mut().reset(clock.to_tokio(d));
-                armed = Some(d);
+                st.armed = Some(d);
             }
-            // Under the same lock: a stream ending after this sees what the timer is set
-            // for, and wakes the task only for an earlier deadline.
-            st.armed = armed;
-            st.out.pending() > 0
+            (st.out.pending() > 0, st.armed.is_some())
         };
         let stalled = if unsent {
             stalled_until(signals.faults.as_deref())
@@ -469,9 +465,10 @@ where
                     }
                 });
             }
-            () = &mut timer, if armed.is_some() => {
-                armed = None;
-                shared.lock().core.handle_timeout(clock.now());
+            () = &mut timer, if timing => {
+                let mut st = shared.lock();
+                st.armed = None;
+                st.core.handle_timeout(clock.now());
             }
             () = &mut notified => notified.set(shared.notify.notified()),
             _ = writable(sock), if unsent && stalled.is_none() => {

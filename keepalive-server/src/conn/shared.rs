@@ -43,6 +43,17 @@ pub struct ConnState {
     pub armed: Option<keepalive::Instant>,
 }
 
+impl ConnState {
+    /// The core's next deadline, if it comes before the one the connection task's timer
+    /// is set for (or that timer is not set): the timer must be moved to it.
+    pub fn earlier_deadline(&self) -> Option<keepalive::Instant> {
+        let armed = self.armed;
+        self.core
+            .poll_timeout()
+            .filter(|d| armed.is_none_or(|a| *d < a))
+    }
+}
+
 /// Shared by the connection task, [`super::io::ObservedIo`] and every stream guard.
 #[derive(Debug)]
 pub struct ConnShared {

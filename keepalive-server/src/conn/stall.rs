@@ -40,10 +40,10 @@ impl StallGate {
     #[inline]
     pub fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         // Without a fault injector (a server without chaos) there is nothing to check.
-        if self.faults.is_none() {
+        let Some(faults) = &self.faults else {
             return Poll::Ready(());
-        }
-        let Some(end) = self.faults.as_ref().and_then(|f| f.stalled_now()) else {
+        };
+        let Some(end) = faults.stalled_now() else {
             self.timer = None;
             return Poll::Ready(());
         };

@@ -100,10 +100,7 @@ impl Drop for StreamGuard {
         let wake = {
             let mut st = self.0.lock();
             st.core.on_stream_closed(now);
-            let armed = st.armed;
-            st.core
-                .poll_timeout()
-                .is_some_and(|d| armed.is_none_or(|a| d < a))
+            st.earlier_deadline().is_some()
         };
         Stats::dec(&self.0.stats.open_streams);
         if wake {
