@@ -129,6 +129,7 @@ pub struct Streaming {
     body: Incoming,
     decoder: Decoder,
     status: Option<grpc::Status>,
+    data_bytes: u64,
 }
 
 impl Streaming {
@@ -144,7 +145,11 @@ impl Streaming {
             }
             if let Some(status) = &self.status {
                 // Read the body to its end, so that an HTTP/1.1 connection is reusable.
-                while let Some(Ok(_)) = self.body.frame().await {}
+                while let Some(Ok(frame)) = self.body.frame().await {
+                    if let Some(data) = frame.data_ref() {
+                        self.data_bytes += data.len() as u64;
+                    }
+                }
                 return if status.code == grpc::code::OK {
                     Ok(None)
                 } else {
@@ -155,7 +160,10 @@ impl Streaming {
                 None => return Err(CallError::transport("response ended without a status")),
                 Some(Err(e)) => return Err(CallError::transport(e)),
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => self.decoder.push(&data),
+                    Ok(data) => {
+                        self.data_bytes += data.len() as u64;
+                        self.decoder.push(&data);
+                    }
                     Err(frame) => {
                         if let Some(t) = frame.trailers_ref() {
                             self.status = Some(grpc::status_of(t).unwrap_or(grpc::Status {
@@ -217,6 +225,7 @@ pub async fn start(
         body: res.into_body(),
         decoder: Decoder::default(),
         status,
+        data_bytes: 0,
     })
 }
 
@@ -227,12 +236,24 @@ pub async fn unary<M: Message + Default>(
     path: &str,
     msg: &impl Message,
 ) -> Result<M, CallError> {
+    Ok(unary_sized(sender, authority, path, msg).await?.0)
+}
+
+/// [`unary`], and the bytes of the answer's body (HTTP DATA: the framed message, and for
+/// gRPC-web the trailers frame) — what a load generator that does not decode answers can
+/// check each one against.
+pub async fn unary_sized<M: Message + Default>(
+    sender: &mut Sender<'_>,
+    authority: &str,
+    path: &str,
+    msg: &impl Message,
+) -> Result<(M, u64), CallError> {
     let mut s = start(sender, authority, path, msg).await?;
     let Some(answer) = s.message::<M>().await? else {
         return Err(CallError::transport("unary call without a message"));
     };
     match s.message::<M>().await? {
-        None => Ok(answer),
+        None => Ok((answer, s.data_bytes)),
         Some(_) => Err(CallError::transport("unary call with two messages")),
     }
 }

@@ -3,7 +3,8 @@
 //! (`loadgen/src/bench/`); xtask only builds: the release `server`, `loadgen`,
 //! `bench-server` and `bench`, and, for the sizes scenario, the files whose sizes it
 //! reports (Trunk, wasm-bindgen, wasm-opt, esbuild: tools only xtask drives). For the
-//! latency scenario it installs Debian's h2load and nghttp (`nghttp2-client`), Go and
+//! overhead and latency scenarios it installs Debian's h2load and nghttp
+//! (`nghttp2-client`), for the latency scenario also Go and
 //! grpc-go (`golang-go`, `golang-google-grpc-dev`) and builds `loadgen/grpc-go-health`
 //! offline into `target/grpc-go-health`. The bench writes `target/bench/bench.md`,
 //! `bench.json` (the previous one kept as `bench.prev.json`) and every process's log.
@@ -52,6 +53,10 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<()> {
         // The profiles of the targets that are missed: perf, callgrind, DHAT.
         crate::setup::apt("perf, valgrind", PROFILE_PACKAGES, || None)?;
     }
+    if runs("overhead") {
+        // Its pinned rounds: h2load against each server.
+        crate::setup::apt("h2load", &LATENCY_PACKAGES[..1], || None)?;
+    }
     let target = ws.target_dir();
     let grpc_go = if runs("latency") {
         crate::setup::apt("h2load, go, grpc-go", LATENCY_PACKAGES, || None)?;
@@ -99,7 +104,8 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<()> {
 }
 
 /// What the latency scenario runs, from Debian: h2load and nghttp, Go and grpc-go 1.33's
-/// sources (built offline, GOPATH mode).
+/// sources (built offline, GOPATH mode). `nghttp2-client` first: the overhead
+/// scenario's pinned rounds need only h2load.
 const LATENCY_PACKAGES: &[&str] = &["nghttp2-client", "golang-go", "golang-google-grpc-dev"];
 
 /// What the profiles run, from Debian: `perf` (capacity), valgrind's callgrind (overhead)

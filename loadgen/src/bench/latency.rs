@@ -19,14 +19,14 @@
 //! is a trailers-only answer without DATA).
 
 use super::children::Server;
-use super::machine;
+use super::h2load::{self, LOAD_CPU, Load, SERVER_CPU, busy, output, tool_present};
 use super::report::{Object, Section, fixed, median, met};
 use super::{Ctx, Result};
 use crate::histogram::{Summary, summarize_ms};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -40,108 +40,8 @@ pub const PATH: &str = "/grpc.health.v1.Health/Check";
 pub const REQUEST: [u8; 5] = [0; 5];
 /// The DATA of a framed `HealthCheckResponse{status: SERVING}`: 5 + `08 01`.
 pub const RESPONSE_BYTES: u64 = 7;
-/// The core the server runs on.
-const SERVER_CPU: usize = 0;
-/// The core h2load runs on.
-const LOAD_CPU: usize = 1;
 /// Other processes' CPU (share of one core) past which a run is said to be contended.
 const CONTENDED: f64 = 0.2;
-
-/// One h2load run, from its summary and its log.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct H2load {
-    /// Requests h2load counted in the measured window.
-    pub requests: u64,
-    /// Of which succeeded (HTTP 2xx).
-    pub succeeded: u64,
-    /// Failed, errored or timed out.
-    pub failed: u64,
-    /// DATA bytes received.
-    pub data_bytes: u64,
-    /// Requests per second (h2load's).
-    pub rps: f64,
-    /// Durations of the answered requests (status 200 in the log), ms.
-    pub latencies_ms: Vec<f64>,
-    /// h2load's own CPU seconds (its last `/proc` reading before it ended).
-    pub cpu_s: f64,
-}
-
-impl H2load {
-    /// Requests that failed or whose answer was not a `SERVING` message: failures,
-    /// plus answers short of 7 DATA bytes each.
-    pub fn errors(&self) -> u64 {
-        let whole = self.data_bytes / RESPONSE_BYTES;
-        let wrong = if !self.data_bytes.is_multiple_of(RESPONSE_BYTES) {
-            self.succeeded.max(1)
-        } else {
-            self.succeeded.saturating_sub(whole)
-        };
-        self.failed + wrong
-    }
-}
-
-/// The numbers `N word` of a line like `requests: 10 total, 9 started, …`.
-fn counts(line: &str) -> Vec<(String, u64)> {
-    let rest = line.split_once(':').map_or(line, |(_, r)| r);
-    rest.split(',')
-        .filter_map(|part| {
-            let mut words = part.split_whitespace();
-            let n = words.next()?.parse().ok()?;
-            Some((words.next()?.to_owned(), n))
-        })
-        .collect()
-}
-
-/// Parses h2load's summary (stdout) and its `--log-file` (start µs, status, duration µs).
-pub fn parse(stdout: &str, log: &str) -> Result<H2load> {
-    let mut run = H2load::default();
-    let (mut seen_requests, mut seen_rps, mut seen_data) = (false, false, false);
-    for line in stdout.lines() {
-        if let Some(rest) = line.strip_prefix("finished in ") {
-            // `finished in 3.01s, 16747.50 req/s, 670.66KB/s`
-            run.rps = rest
-                .split(", ")
-                .find_map(|p| p.strip_suffix(" req/s"))
-                .and_then(|x| x.trim().parse().ok())
-                .ok_or_else(|| format!("h2load: no req/s in `{line}`"))?;
-            seen_rps = true;
-        } else if line.starts_with("requests: ") {
-            seen_requests = true;
-            for (word, n) in counts(line) {
-                match word.as_str() {
-                    "total" => run.requests = n,
-                    "succeeded" => run.succeeded = n,
-                    "failed" | "errored" | "timeout" => run.failed += n,
-                    _ => {}
-                }
-            }
-        } else if line.starts_with("traffic: ") {
-            // `traffic: 1.31MB (1373520) total, 91.44KB (93634) headers (…), 317.99KB (325619) data`
-            run.data_bytes = line
-                .split(", ")
-                .find(|p| p.ends_with(" data"))
-                .and_then(|p| p.split_once('(')?.1.split_once(')')?.0.parse().ok())
-                .ok_or_else(|| format!("h2load: no data bytes in `{line}`"))?;
-            seen_data = true;
-        }
-    }
-    if !(seen_requests && seen_rps && seen_data) {
-        return Err(format!(
-            "h2load printed no summary:\n{}",
-            stdout.lines().rev().take(5).collect::<Vec<_>>().join("\n")
-        ));
-    }
-    for line in log.lines() {
-        let mut cols = line.split('\t');
-        let (_, status, us) = (cols.next(), cols.next(), cols.next());
-        if status == Some("200")
-            && let Some(us) = us.and_then(|u| u.trim().parse::<f64>().ok())
-        {
-            run.latencies_ms.push(us / 1000.0);
-        }
-    }
-    Ok(run)
-}
 
 /// A server of the comparison, as the table and the JSON name it.
 struct Candidate {
@@ -194,23 +94,17 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
     for (tool, arg) in [("h2load", "--version"), ("nghttp", "--version")] {
         tool_present(tool, arg).await?;
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cores <= LOAD_CPU {
-        return Err(format!(
-            "the latency scenario pins the server and h2load to cores {SERVER_CPU} and {LOAD_CPU}; this machine has {cores}"
-        ));
-    }
+    h2load::two_cores("latency")?;
     let body = ctx.out.join("latency-request.bin");
     std::fs::write(&body, REQUEST).map_err(|e| format!("cannot write {}: {e}", body.display()))?;
 
-    let pinned = |program: &Path| -> Vec<String> {
-        vec![
-            "-c".into(),
-            SERVER_CPU.to_string(),
-            program.display().to_string(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-        ]
+    let load = Load {
+        http1: false,
+        connections: CONNECTIONS,
+        streams: STREAMS,
+        path: PATH,
+        headers: &["content-type: application/grpc", "te: trailers"],
+        body: &body,
     };
     let grpc_go_version = deb_version("golang-google-grpc-dev").await;
     let specs = [
@@ -228,7 +122,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
     ];
     let mut candidates = Vec::new();
     for (key, label, program) in specs {
-        let args = pinned(program);
+        let args = h2load::pinned(program, &[]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let server =
             Server::start(ctx, &format!("latency-{key}"), Path::new("taskset"), &args).await?;
@@ -250,7 +144,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
     for c in &candidates {
         // Not measured: the server's first connections, allocations and caches.
         let name = format!("latency-warmup-{}", c.key);
-        let run = h2load(ctx, &name, c.server.addr(), &body, warmup).await?;
+        let run = h2load::run(ctx, &name, c.server.addr(), &load, warmup).await?;
         println!("  {name}: {:.0} req/s", run.rps);
     }
     for round in 0..rounds {
@@ -260,7 +154,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
             let cores = busy(SERVER_CPU) + busy(LOAD_CPU);
             let server_cpu = c.server.usage().cpu_s;
             let started = std::time::Instant::now();
-            let mut run = h2load(ctx, &name, c.server.addr(), &body, secs).await?;
+            let mut run = h2load::run(ctx, &name, c.server.addr(), &load, secs).await?;
             let took = started.elapsed().as_secs_f64();
             let server = (c.server.usage().cpu_s - server_cpu) / took;
             let h2load = run.cpu_s / took;
@@ -270,7 +164,7 @@ pub async fn run(ctx: &Ctx) -> Result<Section> {
                 h2load,
                 others: (cores - server - h2load).max(0.0),
             });
-            let errors = run.errors();
+            let errors = run.errors(RESPONSE_BYTES);
             let s = summarize_ms(&mut run.latencies_ms.clone());
             println!(
                 "  {name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms{}",
@@ -402,29 +296,6 @@ impl Targets {
     }
 }
 
-/// Core `cpu`'s busy seconds since boot (NaN if unreadable).
-fn busy(cpu: usize) -> f64 {
-    machine::cpu_busy_s(cpu).unwrap_or(f64::NAN)
-}
-
-/// Fails unless `tool arg` runs.
-async fn tool_present(tool: &str, arg: &str) -> Result<()> {
-    match tokio::process::Command::new(tool)
-        .arg(arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .status()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!(
-            "{tool}: {e} (Debian's nghttp2-client; `cargo xtask bench` installs it)"
-        )),
-    }
-}
-
 /// The installed version of a Debian package (`?` if unknown).
 async fn deb_version(package: &str) -> String {
     let out = tokio::process::Command::new("dpkg-query")
@@ -446,48 +317,6 @@ async fn deb_version(package: &str) -> String {
 /// The URL h2load and nghttp call.
 fn url(addr: SocketAddr) -> String {
     format!("http://{addr}{PATH}")
-}
-
-/// Runs a child to its end within `timeout` (killed on drop, so also on a timeout):
-/// stdout and stderr, both written to `log`, and its CPU seconds (read from `/proc`
-/// every 50 ms while it runs: the last reading).
-async fn output(
-    mut cmd: tokio::process::Command,
-    log: &Path,
-    timeout: Duration,
-) -> Result<(String, f64)> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let shown = format!("{:?}", cmd.as_std());
-    let child = cmd.spawn().map_err(|e| format!("{shown}: {e}"))?;
-    let pid = child.id();
-    let cpu_s = std::cell::Cell::new(0.0);
-    let sample = async {
-        loop {
-            if let Some(u) = pid.and_then(machine::usage) {
-                cpu_s.set(u.cpu_s);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    let out = tokio::select! {
-        out = tokio::time::timeout(timeout, child.wait_with_output()) => out,
-        () = sample => unreachable!("the sampling loop does not end"),
-    }
-    .map_err(|_| format!("{shown}: no end in {timeout:?}"))?
-    .map_err(|e| format!("{shown}: {e}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(log, &text).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
-    if !out.status.success() {
-        return Err(format!("{shown}: {} (log: {})", out.status, log.display()));
-    }
-    Ok((text, cpu_s.get()))
 }
 
 /// One Health/Check with `nghttp -v`: the answer must be 200, one 7-byte DATA frame and
@@ -521,72 +350,9 @@ pub fn check_nghttp(text: &str) -> Result<()> {
     Ok(())
 }
 
-/// `taskset -c 1 h2load -c 50 -m 10 -t 1 -D SECS -d BODY -H … --log-file …` against
-/// `addr`; its summary and log parsed (the log removed after: a few MB a run).
-async fn h2load(ctx: &Ctx, name: &str, addr: SocketAddr, body: &Path, secs: u64) -> Result<H2load> {
-    let log: PathBuf = ctx.out.join(format!("{name}.h2load.tsv"));
-    let mut cmd = tokio::process::Command::new("taskset");
-    cmd.arg("-c")
-        .arg(LOAD_CPU.to_string())
-        .arg("h2load")
-        .args(["-c", &CONNECTIONS.to_string(), "-m", &STREAMS.to_string()])
-        .args(["-t", "1", "-D", &secs.to_string()])
-        .arg("-d")
-        .arg(body)
-        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
-        .arg("--log-file")
-        .arg(&log)
-        .arg(url(addr));
-    let (stdout, cpu_s) = output(
-        cmd,
-        &ctx.out.join(format!("{name}.h2load.log")),
-        Duration::from_secs(secs + 30),
-    )
-    .await?;
-    let tsv = std::fs::read_to_string(&log)
-        .map_err(|e| format!("{name}: cannot read {}: {e}", log.display()))?;
-    let _ = std::fs::remove_file(&log);
-    let run = parse(&stdout, &tsv).map_err(|e| format!("{name}: {e}"))?;
-    Ok(H2load { cpu_s, ..run })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SUMMARY: &str = "\
-starting benchmark...
-finished in 2.00s, 16747.50 req/s, 670.66KB/s
-requests: 4 total, 4 started, 4 done, 3 succeeded, 1 failed, 0 errored, 0 timeout
-status codes: 3 2xx, 0 3xx, 0 4xx, 0 5xx
-traffic: 1.31MB (1373520) total, 91.44KB (93634) headers (space savings 94.70%), 21B (21) data
-";
-
-    #[test]
-    fn parses_h2load() {
-        let log = "1796181665092086\t200\t30051\n1796181665092076\t200\t1500\n\
-                   1796181665092077\t-1\t9\n1796181665092078\t200\t700\n";
-        let run = parse(SUMMARY, log).expect("parses");
-        assert_eq!(run.requests, 4);
-        assert_eq!(run.succeeded, 3);
-        assert_eq!(run.failed, 1);
-        assert_eq!(run.data_bytes, 21);
-        assert_eq!(run.rps, 16747.5);
-        assert_eq!(run.latencies_ms, vec![30.051, 1.5, 0.7]);
-        // The failed one; the three answers are 7 bytes each.
-        assert_eq!(run.errors(), 1);
-        let short = H2load {
-            data_bytes: 14,
-            ..run.clone()
-        };
-        assert_eq!(short.errors(), 2);
-        let torn = H2load {
-            data_bytes: 20,
-            ..run
-        };
-        assert_eq!(torn.errors(), 4);
-        assert!(parse("nothing", "").is_err());
-    }
 
     #[test]
     fn checks_the_trailers() {

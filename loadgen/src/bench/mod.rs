@@ -23,8 +23,10 @@
 //!   marginal between two sizes, ours and stock; a DHAT profile of ours by allocation site;
 //! - [`overhead`]: the same unary call (Heartbeat) against our server and a stock
 //!   `tonic::transport::Server` with the same service, over HTTP/2 and gRPC-web/HTTP/1.1,
-//!   rounds alternating between the two; requests/s ratio of medians; user-space
-//!   instructions per call under callgrind, by crate and by function;
+//!   rounds alternating between the two; requests/s with `loadgen unary` on shared
+//!   cores, and with h2load, each server pinned to core 0 and h2load to core 1 (the
+//!   target's); user-space instructions per call under callgrind, by crate and by
+//!   function;
 //! - [`latency`]: h2load's unary Health/Check (50 connections × 10 streams) against our
 //!   server, the stock tonic server and grpc-go's, the server pinned to core 0 and h2load
 //!   to core 1, rounds alternating; requests/s and p50/p99/max; targets p99 ≤ grpc-go's
@@ -49,6 +51,9 @@
 //! - [`children`]: the servers ([`testkit::ServerProcess`], restarted on the same port)
 //!   and the load generator runs (its `READY`/`MEASURE`/`REPORT` lines, what the server
 //!   used in the window).
+//! - [`h2load`]: nghttp2's h2load on core 1 against a server pinned to core 0: one run,
+//!   its summary and log parsed, answers checked by their size (overhead's pinned
+//!   rounds, latency).
 //! - [`profile`]: where the time or the memory goes where a target is missed: `perf`
 //!   over a window, callgrind's dumps by function and crate, DHAT's heap by site.
 //! - [`machine`]: `/proc`: CPU time and RSS of a process, the machine's busy CPU time,
@@ -63,6 +68,7 @@ pub mod children;
 pub mod compare;
 pub mod detection;
 pub mod fanout;
+pub mod h2load;
 pub mod idle;
 pub mod latency;
 pub mod machine;
