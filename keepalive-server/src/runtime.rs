@@ -8,20 +8,29 @@
 //! task by default, so what landed there waits for many rounds of the others. Measured
 //! with h2load (50 connections × 10 streams, unary Health/Check, server pinned to one
 //! core): p99 36.6 ms at p50 2.7 ms with tokio's defaults — the stock tonic server shows
-//! the same tail — against grpc-go's 7.7 ms. Looking at the global queue every 4th task
-//! and keeping a second worker (which takes over queued tasks while the first is busy)
-//! brings our p99 to 7.8 ms at the same throughput (122k requests/s); the global queue
-//! at 2 alone reached 7.4 ms but lost 6% of the throughput, two workers alone 9.5 ms.
+//! the same tail — against grpc-go's 7.7 ms.
+//!
+//! Measured again (same load, one worker, Intel Xeon; alternating rounds of 4–5 s, p99
+//! and requests/s per round): the global queue every 31st task 42–43 ms at 122–124k/s;
+//! every 8th 16 ms; every 4th 8.8–10.2 ms at 117–124k/s; every 3rd 8.1–8.9 ms; every 2nd
+//! 6.6–8.5 ms at 115–129k/s; every task 10–11 ms — grpc-go 7.1–8.5 ms at 112–126k/s in
+//! the same rounds. Every 2nd task it is. The price is on one busy connection (h2load's
+//! 1 connection × 32 streams): 86–90k/s against 93k/s every 4th.
+//!
+//! The workers are tokio's default, one per core. A second worker on one core used to
+//! help the tail (before the connection task stopped waking on every stream) and no
+//! longer does: with the global queue every 4th task, two workers had a p99 of 10.6–11.6
+//! ms at 107–119k/s against one worker's 8.8–9.0 ms at 122–124k/s (four alternating
+//! rounds), and with one connection × 32 streams the second worker cost 15% of the
+//! requests/s (75k against 86k): the two threads take turns on the core, and every
+//! stream task one of them steals wakes the other (a futex and an eventfd write each).
 
 /// How often (in tasks polled) a worker looks at the global queue.
-pub const GLOBAL_QUEUE_INTERVAL: u32 = 4;
+pub const GLOBAL_QUEUE_INTERVAL: u32 = 2;
 
-/// The fewest worker threads, whatever the number of cores.
-pub const MIN_WORKERS: usize = 2;
-
-/// A multi-thread runtime builder (I/O and time enabled) with at least [`MIN_WORKERS`]
-/// workers (one per core otherwise; `TOKIO_WORKER_THREADS` still decides when set) and
-/// [`GLOBAL_QUEUE_INTERVAL`]; see the module docs for the measurements behind both.
+/// A multi-thread runtime builder (I/O and time enabled) with tokio's workers (one per
+/// core; `TOKIO_WORKER_THREADS` decides when set) and [`GLOBAL_QUEUE_INTERVAL`]; see the
+/// module docs for the measurements behind it.
 ///
 /// ```
 /// let runtime = keepalive_server::runtime::builder().build().expect("runtime");
@@ -30,9 +39,5 @@ pub const MIN_WORKERS: usize = 2;
 pub fn builder() -> tokio::runtime::Builder {
     let mut b = tokio::runtime::Builder::new_multi_thread();
     b.enable_all().global_queue_interval(GLOBAL_QUEUE_INTERVAL);
-    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        b.worker_threads(cores.max(MIN_WORKERS));
-    }
     b
 }
