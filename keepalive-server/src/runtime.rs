@@ -10,7 +10,7 @@
 //! core): p99 36.6 ms at p50 2.7 ms with tokio's defaults — the stock tonic server shows
 //! the same tail — against grpc-go's 7.7 ms.
 //!
-//! Measured again (same load, one worker, Intel Xeon; alternating rounds of 4–5 s, p99
+//! Measured again (same load, one worker, AMD EPYC; alternating rounds of 4–5 s, p99
 //! and requests/s per round): the global queue every 31st task 42–43 ms at 122–124k/s;
 //! every 8th 16 ms; every 4th 8.8–10.2 ms at 117–124k/s; every 3rd 8.1–8.9 ms; every 2nd
 //! 6.6–8.5 ms at 115–129k/s; every task 10–11 ms — grpc-go 7.1–8.5 ms at 112–126k/s in
