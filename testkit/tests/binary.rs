@@ -57,8 +57,8 @@ fn browser_server_announces_itself_and_stops_with_its_stdin() {
     let server = script(
         "listening",
         r#"addr="$2"; [ "$addr" = "127.0.0.1:0" ] && addr=127.0.0.1:4251
-echo "INFO listening on $addr" >&2
 echo $$ > "$(dirname "$0")/pid"
+echo "INFO listening on $addr" >&2
 while true; do sleep 0.05; done"#,
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_testkit"))
