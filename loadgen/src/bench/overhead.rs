@@ -229,27 +229,22 @@ async fn heartbeat_body(ctx: &Ctx, key: &str, server: &Server) -> Result<(PathBu
         sequence: 1,
         client_send_time_ms: 1.0,
     };
-    let (_, h2_bytes) = http::unary_sized::<HeartbeatResponse>(
-        &mut Sender::H2(&mut h2),
-        &authority,
-        path::HEARTBEAT,
-        &req,
-    )
-    .await
-    .map_err(fail)?;
     let mut h1 = http::open_h1(&target).await.map_err(fail)?;
-    let (_, h1_bytes) = http::unary_sized::<HeartbeatResponse>(
-        &mut Sender::H1(&mut h1),
-        &authority,
-        path::HEARTBEAT,
-        &req,
-    )
-    .await
-    .map_err(fail)?;
+    let mut bytes = [0; 2];
+    for (i, mut sender) in [Sender::H2(&mut h2), Sender::H1(&mut h1)]
+        .into_iter()
+        .enumerate()
+    {
+        let (_, n) =
+            http::unary_sized::<HeartbeatResponse>(&mut sender, &authority, path::HEARTBEAT, &req)
+                .await
+                .map_err(fail)?;
+        bytes[i] = n;
+    }
     let body = ctx.out.join(format!("overhead-{key}-heartbeat.bin"));
     std::fs::write(&body, grpc::encode(&req))
         .map_err(|e| format!("cannot write {}: {e}", body.display()))?;
-    Ok((body, [h2_bytes, h1_bytes]))
+    Ok((body, bytes))
 }
 
 /// The rounds with each server pinned to core 0 and h2load to core 1: the markdown
@@ -356,13 +351,13 @@ async fn pinned(ctx: &Ctx) -> Result<(String, Object)> {
         h2load::LOAD_CPU,
     );
     let mut js = Object::new();
-    for mut r in table {
-        let m = |v: &mut Vec<f64>| median(&mut v.clone());
-        let (a, b) = (m(&mut r.rps[0]), m(&mut r.rps[1]));
+    for r in table {
+        let m = |v: &[f64]| median(&mut v.to_vec());
+        let (a, b) = (m(&r.rps[0]), m(&r.rps[1]));
         let mut ratios: Vec<f64> = r.rps[0].iter().zip(&r.rps[1]).map(|(x, y)| x / y).collect();
         let ratio = median(&mut ratios);
-        let (pa, pb) = (m(&mut r.p99_ms[0]), m(&mut r.p99_ms[1]));
-        let (ca, cb) = (m(&mut r.cpu[0]), m(&mut r.cpu[1]));
+        let (pa, pb) = (m(&r.p99_ms[0]), m(&r.p99_ms[1]));
+        let (ca, cb) = (m(&r.cpu[0]), m(&r.cpu[1]));
         let _ = writeln!(
             md,
             "| {} | {a:.0} | {b:.0} | {ratio:.2} | {pa:.2} / {pb:.2} | {:.0} % / {:.0} % | {} / {} | {rounds} | {} |",
