@@ -81,6 +81,17 @@ attacks! {
         input: Input::H2 { pieces: vec![preface_then_random_bytes(5)], pause: Duration::ZERO },
         answer: Answer::GoAway { code: None, debug: None, acks: None, within: WAIT },
     },
+    // More garbage than the server reads before it sees the error: it must not close with
+    // the rest unread (a RST that fails the client's next write, its SETTINGS ACK, before
+    // it has read the GOAWAY), but linger and read it away, as grpc-go does.
+    a_preface_then_256_kib_of_random_bytes_get_goaway_and_a_lingering_close: Attack {
+        name: "preface + 256 KiB of random bytes", args: &[], probe_bound: LATENCY_BOUND,
+        // (The empty second piece is a pause: the server has answered before the client
+        // reads.)
+        input: Input::H2 { pieces: vec![preface_then_random_bytes_of(7, 256 * 1024), vec![]],
+            pause: secs(0.1) },
+        answer: Answer::GoAway { code: None, debug: None, acks: None, within: WAIT },
+    },
     a_preface_written_byte_by_byte_is_served: Attack {
         name: "the preface byte by byte", args: &["--first-bytes-timeout", "30s"],
         probe_bound: LATENCY_BOUND,
@@ -227,8 +238,13 @@ fn not_a_preface() -> Vec<u8> {
 
 /// The HTTP/2 preface, then 2 KiB of random bytes.
 fn preface_then_random_bytes(seed: u64) -> Vec<u8> {
+    preface_then_random_bytes_of(seed, 2048)
+}
+
+/// The HTTP/2 preface, then `len` random bytes.
+fn preface_then_random_bytes_of(seed: u64, len: usize) -> Vec<u8> {
     let mut bytes = h2raw::PREFACE.to_vec();
-    bytes.extend(random_bytes(seed, 2048));
+    bytes.extend(random_bytes(seed, len));
     bytes
 }
 

@@ -61,7 +61,8 @@ pub const DEFAULT_HTTP1_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default `--max-concurrent-streams` (hyper's): streams one HTTP/2 client may have open;
 /// the next one is refused by h2 with RST_STREAM `REFUSED_STREAM`.
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 200;
-/// How long the lingering close after GOAWAY `too_many_pings` waits for the client.
+/// How long the lingering close after a GOAWAY with an error code waits for the client
+/// (grpc-go's server waits one second too before it closes after such a GOAWAY).
 const LINGER: Duration = Duration::from_secs(1);
 /// GOAWAY debug data (and log reason) of a drain started by a fault injector.
 pub const CHAOS_DRAIN: &str = "chaos";
@@ -258,7 +259,8 @@ async fn open(sock: TcpStream, tls: Option<tls::Tls>) -> std::io::Result<Option<
 }
 
 /// HTTP/2 through the frame observer on `sock`, `prefix` (preface bytes already read)
-/// first; after GOAWAY `too_many_pings`, the lingering close.
+/// first; after a GOAWAY with an error code (`too_many_pings`, or h2's for a protocol
+/// error), the lingering close.
 async fn serve_h2<S: Socket>(
     sock: Arc<S>,
     prefix: &[u8],
@@ -287,7 +289,7 @@ async fn serve_h2<S: Socket>(
         )
         .await
     };
-    if ending == Ending::Closed(CloseReason::TooManyPings) {
+    if ending == Ending::Closed(CloseReason::TooManyPings) || shared.sent_error_goaway() {
         linger_close(&*sock, &shared).await;
     }
     ending
@@ -561,9 +563,11 @@ async fn writable<S: Socket>(sock: Option<&S>) {
     }
 }
 
-/// After GOAWAY `too_many_pings`: send what is queued, FIN, then read and discard what
-/// the client still sends for a moment, so that closing with unread bytes does not turn
-/// into a RST that could destroy the GOAWAY before the client reads it.
+/// After a GOAWAY with an error code: send what is queued, FIN, then read and discard what
+/// the client still sends for a moment, so that closing with unread bytes (the rest of
+/// a garbage stream, PINGs of a flood) does not turn into a RST that could destroy the
+/// GOAWAY before the client reads it, or fail the client's next write (a SETTINGS ACK)
+/// before it has read the GOAWAY.
 async fn linger_close<S: Socket>(sock: &S, shared: &ConnShared) {
     let _ = tokio::time::timeout(LINGER, io::flush(sock, shared)).await;
     let _ = sock.shutdown_write();

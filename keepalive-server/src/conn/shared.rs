@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::stats::TransportStats as Stats;
 use keepalive::{PingVerdict, ServerConnection};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
@@ -78,6 +78,9 @@ pub struct ConnShared {
     pings_read: AtomicU64,
     acks_written: AtomicU64,
     too_many_pings_at: AtomicU64,
+    /// A GOAWAY with an error code went out (h2's for a protocol error, or ours for
+    /// `too_many_pings`): the close that follows lingers.
+    error_goaway: AtomicBool,
 }
 
 impl ConnShared {
@@ -106,6 +109,7 @@ impl ConnShared {
             pings_read: AtomicU64::new(0),
             acks_written: AtomicU64::new(0),
             too_many_pings_at: AtomicU64::new(0),
+            error_goaway: AtomicBool::new(false),
         }
     }
 
@@ -118,6 +122,11 @@ impl ConnShared {
     /// The highest stream id the client opened.
     pub fn last_client_stream(&self) -> u32 {
         self.max_client_stream.load(Relaxed)
+    }
+
+    /// Whether a GOAWAY with an error code was queued on this connection.
+    pub fn sent_error_goaway(&self) -> bool {
+        self.error_goaway.load(Relaxed)
     }
 
     /// A judge for frames written now, over the locked state's core.
@@ -150,6 +159,9 @@ impl Judge for WireJudge<'_> {
 
     fn goaway_sent(&mut self, fields: GoAwayFields, debug_data: &[u8]) {
         let s = self.shared;
+        if fields.error_code != 0 {
+            s.error_goaway.store(true, Relaxed);
+        }
         tracing::info!(
             conn = s.id,
             peer = %s.peer,
