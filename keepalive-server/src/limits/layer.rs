@@ -423,16 +423,20 @@ impl http_body::Body for LimitedResponse {
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = &mut *self;
         loop {
-            match std::mem::replace(&mut this.out, Out::Streaming) {
-                Out::Streaming => {}
-                Out::Then(frame) => return Poll::Ready(Some(Ok(frame))),
-                Out::Refused(trailers) => {
-                    this.out = Out::Done;
-                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                }
-                Out::Done => {
-                    this.out = Out::Done;
-                    return Poll::Ready(None);
+            // The common case first: most polls are made while streaming, and moving the
+            // enum out and back (it can hold a frame) cost a copy of it on every poll.
+            if !matches!(this.out, Out::Streaming) {
+                match std::mem::replace(&mut this.out, Out::Streaming) {
+                    Out::Streaming => {}
+                    Out::Then(frame) => return Poll::Ready(Some(Ok(frame))),
+                    Out::Refused(trailers) => {
+                        this.out = Out::Done;
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                    }
+                    Out::Done => {
+                        this.out = Out::Done;
+                        return Poll::Ready(None);
+                    }
                 }
             }
             match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {

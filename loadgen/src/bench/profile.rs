@@ -31,8 +31,13 @@ pub async fn under_valgrind(
     args.push(program.display().to_string());
     args.extend(["--listen".to_string(), "127.0.0.1:0".to_string()]);
     args.extend(flags.iter().map(|f| f.to_string()));
+    // One worker, as in the pinned rounds: valgrind runs one thread at a time anyway, and
+    // with a worker per core the counts also held the hand-offs between the workers
+    // (futex wakes, a contended lock), which moved by hundreds of instructions per call
+    // from run to run with how valgrind happened to switch threads.
     testkit::ServerProcess::builder()
         .program("valgrind")
+        .env("TOKIO_WORKER_THREADS", "1")
         .args(&args)
         .echo(false)
         .log(log_file(&ctx.out.join(format!("{name}.log")))?)
