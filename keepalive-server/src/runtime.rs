@@ -26,11 +26,12 @@
 //!
 //! The workers are tokio's default, one per core. A second worker on one core used to
 //! help the tail (before the connection task stopped waking on every stream) and no
-//! longer does: with the global queue every 4th task (then the setting), two workers had a p99 of 10.6–11.6
-//! ms at 107–119k/s against one worker's 8.8–9.0 ms at 122–124k/s (four alternating
-//! rounds), and with one connection × 32 streams the second worker cost 15% of the
-//! requests/s (75k against 86k): the two threads take turns on the core, and every
-//! stream task one of them steals wakes the other (a futex and an eventfd write each).
+//! longer does: with the global queue every 4th task (the setting then), two workers had
+//! a p99 of 10.6–11.6 ms at 107–119k/s against one worker's 8.8–9.0 ms at 122–124k/s
+//! (four alternating rounds), and with one connection × 32 streams the second worker
+//! cost 15% of the requests/s (75k against 86k): the two threads take turns on the core,
+//! and every stream task one of them steals wakes the other (a futex and an eventfd
+//! write each).
 
 /// How often (in tasks polled) a worker looks at the global queue.
 pub const GLOBAL_QUEUE_INTERVAL: u32 = 2;

@@ -289,7 +289,8 @@ async fn serve_h2<S: Socket>(
         )
         .await
     };
-    if ending == Ending::Closed(CloseReason::TooManyPings) || shared.sent_error_goaway() {
+    // Ours for `too_many_pings` is one (ENHANCE_YOUR_CALM), so it needs no case of its own.
+    if shared.sent_error_goaway() {
         linger_close(&*sock, &shared).await;
     }
     ending
