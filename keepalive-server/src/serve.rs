@@ -130,7 +130,7 @@ pub(crate) async fn run(
         http1_header_read_timeout: limits.http1_header_read_timeout,
         max_concurrent_streams: limits.max_concurrent_streams,
     };
-    let ctx = ConnContext {
+    let ctx = Arc::new(ConnContext {
         routes,
         stats: stats.clone(),
         clock: Clock::start(),
@@ -138,7 +138,7 @@ pub(crate) async fn run(
         shutdown: stop_rx,
         faults: faults.clone(),
         tls: tls.clone(),
-    };
+    });
     tracing::info!(
         keepalive_time = ?params.effective_time(),
         keepalive_timeout = ?params.timeout,

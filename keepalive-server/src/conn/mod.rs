@@ -84,7 +84,7 @@ pub struct ConnSettings {
     pub max_concurrent_streams: u32,
 }
 
-/// What every connection task gets from the server.
+/// What every connection task gets from the server (shared: one per server).
 #[derive(Clone, Debug)]
 pub struct ConnContext {
     /// The routes.
@@ -104,30 +104,17 @@ pub struct ConnContext {
 }
 
 /// Serves one accepted connection until it ends.
-pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnContext) {
+pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, ctx: Arc<ConnContext>) {
     let mut signals = Signals {
         shutdown: ctx.shutdown.clone(),
         drop: ctx.faults.as_ref().map(|f| f.subscribe_drop()),
         goaway: ctx.faults.as_ref().map(|f| f.subscribe_goaway()),
         faults: ctx.faults.clone(),
     };
-    let first_bytes_timeout = ctx.settings.first_bytes_timeout;
-    let transport = tokio::select! {
-        p = tokio::time::timeout(first_bytes_timeout, Box::pin(open(sock, ctx.tls.clone()))) => match p {
-            Ok(Ok(Some(transport))) => transport,
-            Ok(Ok(None)) => return,
-            Ok(Err(e)) => {
-                tracing::debug!(conn = id, %peer, error = %e, "connection failed before its first bytes");
-                return;
-            }
-            Err(_) => {
-                Stats::inc(&ctx.stats.closed_first_bytes_timeout);
-                tracing::info!(conn = id, %peer, "connection closed: no bytes within {first_bytes_timeout:?}");
-                return;
-            }
-        },
-        _ = ctx.shutdown.wait_for(|stop| *stop) => return,
-        () = faults::changed(&mut signals.drop) => return,
+    // Boxed: the wait for the first bytes is over before the connection is served, and
+    // its futures would otherwise take room in this task for as long as it lives.
+    let Some(transport) = Box::pin(first_bytes(sock, peer, id, &ctx, &mut signals)).await else {
+        return;
     };
     let proto = transport.proto();
     let stats = ctx.stats.clone();
@@ -206,6 +193,36 @@ pub async fn serve(sock: TcpStream, peer: SocketAddr, id: u64, mut ctx: ConnCont
             Stats::inc(&stats.closed_chaos_drop);
             tracing::warn!(conn = id, %peer, proto = proto.as_str(), reason = "chaos_drop", "connection closed")
         }
+    }
+}
+
+/// Waits for the connection's first bytes (or its TLS handshake), at most the first-bytes
+/// timeout: what it carries, or `None` when it ended first (closed, timed out, the server
+/// stopped, a chaos drop).
+async fn first_bytes(
+    sock: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    ctx: &ConnContext,
+    signals: &mut Signals,
+) -> Option<Transport> {
+    let first_bytes_timeout = ctx.settings.first_bytes_timeout;
+    tokio::select! {
+        p = tokio::time::timeout(first_bytes_timeout, open(sock, ctx.tls.clone())) => match p {
+            Ok(Ok(Some(transport))) => Some(transport),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => {
+                tracing::debug!(conn = id, %peer, error = %e, "connection failed before its first bytes");
+                None
+            }
+            Err(_) => {
+                Stats::inc(&ctx.stats.closed_first_bytes_timeout);
+                tracing::info!(conn = id, %peer, "connection closed: no bytes within {first_bytes_timeout:?}");
+                None
+            }
+        },
+        _ = signals.shutdown.wait_for(|stop| *stop) => None,
+        () = faults::changed(&mut signals.drop) => None,
     }
 }
 
@@ -291,7 +308,8 @@ async fn serve_h2<S: Socket>(
     };
     // Ours for `too_many_pings` is one (ENHANCE_YOUR_CALM), so it needs no case of its own.
     if shared.sent_error_goaway() {
-        linger_close(&*sock, &shared).await;
+        // Boxed: its read buffer would otherwise be room in every connection's task.
+        Box::pin(linger_close(&*sock, &shared)).await;
     }
     ending
 }
@@ -432,13 +450,18 @@ where
     let shutdown = async move {
         let _ = shutdown_rx.wait_for(|stop| *stop).await;
     };
-    let (mut drop_rx, mut goaway_rx) = (signals.drop.take(), signals.goaway.take());
-    let dropped = async move { faults::changed(&mut drop_rx).await };
-    let chaos_goaway = async move { faults::changed(&mut goaway_rx).await };
+    // A fault injector's waits are on the heap, and only on a server with one: without
+    // it, a connection's task has no room for them.
+    let boxed = |rx: watch::Receiver<u64>| -> Wait {
+        let mut rx = Some(rx);
+        Box::pin(async move { faults::changed(&mut rx).await })
+    };
+    let mut dropped = signals.drop.take().map(boxed);
+    let mut chaos_goaway = signals.goaway.take().map(boxed);
     let mut goaway_seen = false;
     let timer = tokio::time::sleep(Duration::ZERO);
     let notified = shared.notify.notified();
-    tokio::pin!(shutdown, dropped, chaos_goaway, timer, notified);
+    tokio::pin!(shutdown, timer, notified);
     loop {
         let (unsent, timing) = {
             let mut st = shared.lock();
@@ -485,10 +508,10 @@ where
                 stopping = true;
                 shared.lock().core.drain(clock.now(), DrainReason::Shutdown, Some(grace));
             }
-            () = &mut dropped => return Ending::ChaosDrop,
+            () = wait(&mut dropped) => return Ending::ChaosDrop,
             // One chaos GOAWAY is enough: the connection drains, and a later one would
             // find it draining.
-            () = &mut chaos_goaway, if !goaway_seen => {
+            () = wait(&mut chaos_goaway), if !goaway_seen => {
                 goaway_seen = true;
                 let mut st = shared.lock();
                 if st.core.draining().is_none() && st.core.closed().is_none() {
@@ -548,9 +571,22 @@ fn stalled_until(faults: Option<&FaultInjector>) -> Option<tokio::time::Instant>
     faults.and_then(FaultInjector::stalled_now)
 }
 
+/// A wait of the connection task's that only some servers have (a fault injector's).
+type Wait = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Completes when `w` does; never without one. Not polled again once it completed.
+async fn wait(w: &mut Option<Wait>) {
+    match w {
+        Some(w) => w.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes at `at`; never without it. The timer is on the heap: only a stalled
+/// connection (a fault injector's) has one.
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+        Some(at) => Box::pin(tokio::time::sleep_until(at)).await,
         None => std::future::pending().await,
     }
 }
