@@ -427,7 +427,7 @@ where
                 self.go_away(reason).await?;
                 return Err(Ended);
             }
-            if *self.log.log_id() != *self.log_id {
+            if !self.log.is_log(&self.log_id) {
                 self.go_away(Reason::Static(REASON_LOG_RESET)).await?;
                 return Err(Ended);
             }
@@ -448,7 +448,7 @@ where
                     return Err(Ended);
                 }
             };
-            if *self.log.log_id() != *self.log_id {
+            if !self.log.is_log(&self.log_id) {
                 // Read across a reset: none of it is of this stream's log.
                 continue;
             }
@@ -465,7 +465,10 @@ where
     }
 
     fn due_go_away(&self) -> Option<Reason> {
-        if *self.shutdown.borrow() {
+        // `has_changed`, not `borrow`: a load instead of a read lock on a line every
+        // stream shares. The value only ever changes to `true`; a stream that began after
+        // it did is ended by the select's `stop` instead.
+        if self.shutdown.has_changed().unwrap_or(false) {
             Some(Reason::Static(REASON_SHUTDOWN))
         } else if self.go_away_all.has_changed().unwrap_or(false) {
             Some(Reason::Shared(self.go_away_all.borrow().reason.clone()))

@@ -93,6 +93,10 @@ impl<E: LogEvent, J: Journal<E>> EventLog<E> for LocalLog<E, J> {
         self.log_id.clone()
     }
 
+    fn is_log(&self, log_id: &str) -> bool {
+        *self.log_id == *log_id
+    }
+
     fn head(&self) -> u64 {
         self.lock().ring.head()
     }

@@ -127,6 +127,13 @@ pub trait EventLog<E>: Send + Sync + fmt::Debug + 'static {
     /// client's old position is never taken for a position in the new log.
     fn log_id(&self) -> Arc<str>;
 
+    /// Whether `log_id` is this log's id now. Every stream asks it on every wake (has
+    /// the log been reset under it?): a log can answer without cloning its id, which
+    /// costs two atomic operations on a line every stream shares.
+    fn is_log(&self, log_id: &str) -> bool {
+        *self.log_id() == *log_id
+    }
+
     /// The highest sequence appended (0 when empty).
     fn head(&self) -> u64;
 
@@ -150,6 +157,9 @@ pub trait EventLog<E>: Send + Sync + fmt::Debug + 'static {
 impl<E, L: EventLog<E> + ?Sized> EventLog<E> for Arc<L> {
     fn log_id(&self) -> Arc<str> {
         (**self).log_id()
+    }
+    fn is_log(&self, log_id: &str) -> bool {
+        (**self).is_log(log_id)
     }
     fn head(&self) -> u64 {
         (**self).head()

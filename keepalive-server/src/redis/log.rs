@@ -439,6 +439,10 @@ impl<E: LogEvent + prost::Message + Default> EventLog<E> for RedisLog<E> {
         lock(&self.state).epoch.clone()
     }
 
+    fn is_log(&self, log_id: &str) -> bool {
+        *lock(&self.state).epoch == *log_id
+    }
+
     fn head(&self) -> u64 {
         lock(&self.state).ring.head()
     }
