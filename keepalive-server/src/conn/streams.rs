@@ -14,14 +14,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use tower::ServiceExt;
 
-/// The routes every connection serves: CORS, gRPC-web, gRPC.
-pub type Routes = tower::util::BoxCloneSyncService<
-    http::Request<hyper::body::Incoming>,
-    http::Response<tonic::body::Body>,
-    Infallible,
->;
+pub use crate::routes::Routes;
+use crate::routes::RoutesFuture;
 
 /// The hyper service of one connection: the routes, with each request counted.
 #[derive(Debug, Clone)]
@@ -45,17 +40,24 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for CountedSe
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
         CountedFuture {
             guard: Some(StreamGuard::open(self.shared.clone())),
-            inner: self.routes.clone().oneshot(req),
+            inner: self.routes.call(req),
         }
     }
 }
 
 /// The response of a counted request: the routes' future and the stream's guard, which
 /// moves into the body (a named future: no allocation per request for it).
-#[derive(Debug)]
 pub struct CountedFuture {
-    inner: tower::util::Oneshot<Routes, http::Request<hyper::body::Incoming>>,
+    inner: RoutesFuture,
     guard: Option<StreamGuard>,
+}
+
+impl std::fmt::Debug for CountedFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CountedFuture")
+            .field("guard", &self.guard)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Future for CountedFuture {
@@ -63,7 +65,7 @@ impl Future for CountedFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let response = ready!(Pin::new(&mut this.inner).poll(cx))?;
+        let response = ready!(this.inner.as_mut().poll(cx))?;
         let guard = this
             .guard
             .take()
