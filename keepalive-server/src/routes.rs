@@ -49,12 +49,7 @@ pub type RoutesFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infal
 impl Routes {
     fn new<S>(stack: S) -> Self
     where
-        S: Service<Request<hyper::body::Incoming>, Response = Response<Body>, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
+        Stack<S>: CallRoutes + 'static,
     {
         Routes(Arc::new(Stack(stack)))
     }
