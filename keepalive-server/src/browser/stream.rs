@@ -222,9 +222,11 @@ pub fn start_position(after: Option<u64>, request_log_id: &str, log_id: &str, he
 pub(super) struct StreamGuard {
     session: Arc<Session>,
     inner: Arc<Inner>,
-    /// The client's name for the stream (empty: not fenced).
+    /// The client's name for the stream (empty: not fenced), for the shared presence.
+    #[cfg(feature = "redis")]
     stream_key: String,
     /// This replica's id for the stream (its presence entry).
+    #[cfg(feature = "redis")]
     id: u64,
     /// Its generation among the session's streams of its key here, and where newer
     /// ones show.
@@ -235,7 +237,9 @@ impl StreamGuard {
     /// Counts a new stream of `session`; with a `stream_key`, it becomes the newest of
     /// that key here.
     pub(super) fn open(session: Arc<Session>, inner: Arc<Inner>, stream_key: &str) -> Self {
+        #[cfg(feature = "redis")]
         use std::sync::atomic::{AtomicU64, Ordering};
+        #[cfg(feature = "redis")]
         static IDS: AtomicU64 = AtomicU64::new(1);
         session.stream_opened(inner.clock.now());
         BrowserStats::inc(&inner.stats.open_subscriptions);
@@ -243,7 +247,9 @@ impl StreamGuard {
         StreamGuard {
             session,
             inner,
+            #[cfg(feature = "redis")]
             stream_key: stream_key.to_owned(),
+            #[cfg(feature = "redis")]
             id: IDS.fetch_add(1, Ordering::Relaxed),
             fence,
         }
