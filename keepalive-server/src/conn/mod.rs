@@ -33,6 +33,7 @@ pub mod tls;
 
 use crate::clock::Clock;
 use crate::faults::{self, FaultInjector};
+use crate::routes::Routes;
 use crate::stats::TransportStats as Stats;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -46,7 +47,7 @@ use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::Duration;
-use streams::{CountedService, Routes};
+use streams::CountedService;
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;

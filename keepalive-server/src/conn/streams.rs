@@ -15,8 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-pub use crate::routes::Routes;
-use crate::routes::RoutesFuture;
+use crate::routes::{Routes, RoutesFuture};
 
 /// The hyper service of one connection: the routes, with each request counted.
 #[derive(Debug, Clone)]
